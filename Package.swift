@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "HydraServe",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "hydra", targets: ["hydra"]),
+        .library(name: "HydraFormat", targets: ["HydraFormat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, each behind a system-library target (DESIGN.md §8).
+        .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // The one shim: only what Swift cannot call or see (macros such as O_DIRECT).
+        .target(name: "CHydraShims"),
+
+        .target(
+            name: "HydraSystem",
+            dependencies: ["CURing", "CZstd", "CCurl", "COpenSSL", "CHydraShims"]
+        ),
+        .target(name: "HydraFormat", dependencies: ["HydraSystem"]),
+        .executableTarget(
+            name: "hydra",
+            dependencies: [
+                "HydraFormat",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "HydraSystemTests", dependencies: ["HydraSystem"]),
+        .testTarget(name: "HydraFormatTests", dependencies: ["HydraFormat"]),
+    ]
+)

@@ -1,0 +1,70 @@
+import HydraSystem
+import Foundation
+
+extension Manifest {
+    /// Decodes a manifest, checking the format and version first so that a newer store is
+    /// rejected with a clear message rather than a decoding error.
+    public static func decode(_ bytes: [UInt8], file: String) throws -> Manifest {
+        struct Header: Decodable { var format: String?; var formatVersion: String? }
+        let data = Data(bytes)
+        let header: Header
+        do { header = try JSONDecoder().decode(Header.self, from: data) } catch {
+            throw FormatError(file, "manifest is not valid JSON: \(describe(error))")
+        }
+        guard header.format == formatName else {
+            throw FormatError(file, "not a HydraServe manifest (format is \(header.format.map { "'\($0)'" } ?? "missing"), expected '\(formatName)')")
+        }
+        guard let text = header.formatVersion, let found = FormatVersion(text) else {
+            throw FormatError(file, "manifest formatVersion is missing or not MAJOR.MINOR")
+        }
+        guard found.major == version.major else {
+            throw FormatError(file, "manifest format version \(found) is not supported: this build reads major version \(version.major) (\(version))")
+        }
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
+            throw FormatError(file, "invalid manifest: \(describe(error))")
+        }
+        try manifest.validate(file: file)
+        return manifest
+    }
+
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return Array(try encoder.encode(self)) + [0x0A]
+    }
+
+    /// Structural checks a reader relies on: every reference in range, extents inside payloads.
+    public func validate(file: String) throws {
+        func fail(_ problem: String) -> FormatError { FormatError(file, "invalid manifest: \(problem)") }
+        guard alignmentBytes > 0, alignmentBytes & (alignmentBytes - 1) == 0 else { throw fail("alignmentBytes \(alignmentBytes) is not a power of two") }
+        for (index, chunk) in chunks.enumerated() {
+            guard isSHA256Hex(chunk.sha256) else { throw fail("chunk \(index) has a malformed sha256") }
+            guard chunk.payloadBytes >= 0, chunk.payloadBytes % alignmentBytes == 0, chunk.storedBytes >= 0 else {
+                throw fail("chunk \(index) sizes are invalid")
+            }
+        }
+        for file in files where !isSHA256Hex(file.sha256) || file.name.contains("/") {
+            throw fail("file entry '\(file.name)' is malformed")
+        }
+        for tensor in tensors {
+            var total = 0
+            for extent in tensor.extents {
+                guard extent.chunk >= 0, extent.chunk < chunks.count, extent.offset >= 0, extent.length >= 0,
+                      extent.offset + extent.length <= chunks[extent.chunk].payloadBytes else {
+                    throw fail("tensor '\(tensor.name)' has an extent outside its chunk")
+                }
+                total += extent.length
+            }
+            guard tensor.shape.allSatisfy({ $0 >= 0 }), total == tensor.shape.reduce(1, *) * tensor.dtype.elementBytes else {
+                throw fail("tensor '\(tensor.name)' extents hold \(total) bytes, not what \(tensor.dtype) \(tensor.shape) needs")
+            }
+        }
+        for plan in stagePlans {
+            for stage in plan.stages where stage.chunks.contains(where: { $0 < 0 || $0 >= chunks.count }) {
+                throw fail("stage \(stage.index) of pp=\(plan.pp) names a chunk that does not exist")
+            }
+        }
+    }
+}
+

@@ -1,0 +1,2 @@
+import ArgumentParser
+struct BenchConvertCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "convert") }
