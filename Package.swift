@@ -35,5 +35,7 @@ let package = Package(
 
         .testTarget(name: "HydraSystemTests", dependencies: ["HydraSystem"]),
         .testTarget(name: "HydraFormatTests", dependencies: ["HydraFormat"]),
+        // Runs the built `hydra` binary; depends on it so `swift test` builds it first.
+        .testTarget(name: "HydraCLITests", dependencies: ["hydra"]),
     ]
 )
