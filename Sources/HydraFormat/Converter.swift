@@ -57,9 +57,12 @@ public enum Converter {
         try makeDirectory(staging)
         defer { try? FileManager.default.removeItem(atPath: staging) }
 
-        var packer = ChunkPacker(
-            chunkSizeBytes: options.chunkSizeBytes, compression: options.compress ? .zstd(planes: 1) : .none,
-            stagingDirectory: staging, alreadyStored: { FileManager.default.fileExists(atPath: store.chunkPath($0)) })
+        let sink = ChunkSink(chunkSizeBytes: options.chunkSizeBytes, compress: options.compress, stagingDirectory: staging,
+                             alreadyStored: { FileManager.default.fileExists(atPath: store.chunkPath($0)) })
+        let packer = ChunkPacker(chunkSizeBytes: options.chunkSizeBytes, sink: sink)
+        // On any exit the pipeline threads must stop before the staging folder goes away.
+        var finished = false
+        defer { if !finished { _ = try? sink.finish() } }
 
         let totalBytes = layout.ordered.reduce(0) { $0 + $1.tensor.elementCount * options.dtype.outputType(for: $1.tensor.sourceType).elementBytes }
         var doneBytes = 0
@@ -70,22 +73,23 @@ public enum Converter {
             let extents = try packer.append(
                 section: section, layer: layer, byteCount: tensor.elementCount * type.elementBytes, elementBytes: type.elementBytes,
                 progress: { doneBytes += $0; monitor.progress(doneBytes, totalBytes) },
-                fill: { range, destination in
+                produce: { range, destination in
                     if monitor.isCancelled() { throw ConversionCancelled() }
                     try tensor.reader.read(elements: range, into: destination, as: type)
                 })
             tensors.append(Manifest.Tensor(name: tensor.name, dtype: type, shape: tensor.shape, section: section, layer: layer, extents: extents))
         }
         try packer.flush()
+        finished = true
+        let chunks = try sink.finish()
 
         var files: [Manifest.FileEntry] = []
         for file in source.files {
             let hash = SHA256Hasher.hex(file.bytes)
-            try file.bytes.withUnsafeBytes { try packer.stage(hash, $0) }
+            try file.bytes.withUnsafeBytes { try sink.stage(hash, $0) }
             files.append(Manifest.FileEntry(name: file.name, sha256: hash, bytes: file.bytes.count))
         }
 
-        let chunks = packer.chunks
         let plans = StagePlans.make(chunks: chunks, tensors: tensors, layerCount: layout.layerCount,
                                     tied: layout.tied, maxPP: options.maxPP)
         let manifest = Manifest(
@@ -96,8 +100,8 @@ public enum Converter {
             files: files, chunks: chunks, tensors: tensors, stagePlans: plans)
         try manifest.validate(file: options.name)
         if monitor.isCancelled() { throw ConversionCancelled() }
-        try StorePublisher.publish(manifest, staged: packer.staged.keys.sorted(), staging: staging, store: store)
-        return ConvertResult(manifest: manifest, bytesWritten: packer.bytesWritten, manifestPath: store.manifestPath(options.name))
+        try StorePublisher.publish(manifest, staged: sink.staged, staging: staging, store: store)
+        return ConvertResult(manifest: manifest, bytesWritten: sink.bytesWritten, manifestPath: store.manifestPath(options.name))
     }
 
     /// Loads a source: a `.gguf` file or a Hugging Face directory.

@@ -24,6 +24,16 @@ public struct FileDescriptor: ~Copyable, Sendable {
         return FileDescriptor(rawValue: fd, path: path)
     }
 
+    /// Creates a new file for O_DIRECT writes (page-cache bypass: buffers, offsets and sizes
+    /// must be 4 KiB-aligned). Returns nil where the file system refuses O_DIRECT (tmpfs).
+    public static func createDirect(_ path: String, mode: mode_t = 0o644) throws -> FileDescriptor? {
+        let flags = O_WRONLY | O_CREAT | O_EXCL | chydra_O_CLOEXEC | chydra_O_DIRECT
+        let fd = Glibc.open(path, flags, mode)
+        if fd >= 0 { return FileDescriptor(rawValue: fd, path: path) }
+        if errno == EINVAL { return nil }
+        throw SystemError("create (O_DIRECT)", path: path, errno: errno)
+    }
+
     deinit { _ = Glibc.close(rawValue) }
 
     public func size() throws -> Int {

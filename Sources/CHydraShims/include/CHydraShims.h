@@ -5,4 +5,7 @@
 extern const int chydra_O_DIRECT;
 extern const int chydra_O_CLOEXEC;
 
+// sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE): a _GNU_SOURCE function.
+int chydra_start_writeback(int fd);
+
 #endif
