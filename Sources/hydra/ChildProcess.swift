@@ -1,0 +1,57 @@
+import Foundation
+import Glibc
+
+/// Runs a program to completion, measuring wall time and its peak resident memory.
+struct ChildProcess {
+    struct Result {
+        let status: Int32
+        let seconds: Double
+        let peakRSSBytes: Int
+    }
+
+    static func run(_ arguments: [String], quiet: Bool = true) throws -> Result {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if quiet { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let start = DispatchTime.now()
+        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+        guard rc == 0 else { throw BenchError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 {
+            guard errno == EINTR else { throw BenchError("wait4 failed: \(String(cString: strerror(errno)))") }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        let exitStatus = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return Result(status: exitStatus, seconds: seconds, peakRSSBytes: Int(usage.ru_maxrss) * 1024)
+    }
+
+    /// This executable, for running its own subcommands as children.
+    static var selfPath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The virtual machines we run on hand idle memory back to the host; touching it again is
+/// several times slower. Before each timed run, take and touch memory so every contender
+/// starts from the same state (see PEERS.md).
+func warmMemory(bytes: Int = 2 << 30) {
+    guard let pointer = malloc(bytes) else { return }
+    memset(pointer, 1, bytes)
+    free(pointer)
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
