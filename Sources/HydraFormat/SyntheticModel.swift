@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import HydraSystem
 
 /// Writes a Hugging Face llama-architecture checkpoint with random bf16 weights, for benchmarks
@@ -94,5 +95,3 @@ public struct SyntheticModel: Sendable {
         }
     }
 }
-
-import Glibc

@@ -8,14 +8,13 @@ struct InspectCommand: ParsableCommand {
         abstract: "Show a store entry: model, tensors, bytes and every stage plan."
     )
 
-    @Argument(help: "Store directory.") var store: String
-    @Argument(help: "Entry name (default: every entry).") var name: String?
+    @OptionGroup var selection: StoreSelection
 
     func run() throws {
         try runReportingErrors {
-            let directory = StoreDirectory(root: store)
-            let names = try name.map { [$0] } ?? directory.modelNames()
-            if names.isEmpty { print("store \(store) holds no models") }
+            let directory = selection.directory
+            let names = try selection.names()
+            if names.isEmpty { print("store \(selection.store) holds no models") }
             for (position, model) in names.enumerated() {
                 if position > 0 { print("") }
                 print(describe(try StoreEntry(store: directory, name: model)))

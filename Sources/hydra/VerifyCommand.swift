@@ -9,13 +9,12 @@ struct VerifyCommand: ParsableCommand {
         discussion: "Exits 0 when everything is intact, 1 when any chunk or file is missing or corrupt."
     )
 
-    @Argument(help: "Store directory.") var store: String
-    @Argument(help: "Entry name (default: every entry).") var name: String?
+    @OptionGroup var selection: StoreSelection
 
     func run() throws {
         try runReportingErrors {
-            let directory = StoreDirectory(root: store)
-            let names = try name.map { [$0] } ?? directory.modelNames()
+            let directory = selection.directory
+            let names = try selection.names()
             var failed = false
             for model in names {
                 let entry = try StoreEntry(store: directory, name: model)

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 import HydraSystem
 
@@ -65,5 +66,3 @@ import HydraSystem
         #expect(throws: SystemError.self) { _ = try FileDescriptor.open(path + ".missing") }
     }
 }
-
-import Glibc
