@@ -74,7 +74,7 @@ import Testing
         let path = StoreDirectory(root: store.path).chunkPath(result.manifest.chunks[index].sha256)
         var bytes = Array(FileManager.default.contents(atPath: path)!)
         bytes[100] ^= 0x01
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
 
         let report = Verifier.verify(entry)
         #expect(report.problems.count == 1)

@@ -179,7 +179,7 @@ import Testing
         let path = store.path + "/models/m.json"
         var manifest = try Manifest.decode(Array(FileManager.default.contents(atPath: path)!), file: path)
         manifest.tensors[0].extents[0].offset = manifest.chunks[manifest.tensors[0].extents[0].chunk].payloadBytes
-        FileManager.default.createFile(atPath: path, contents: Data(try manifest.encoded()))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(try manifest.encoded()))
         let error = try #require(throws: FormatError.self) { try StoreEntry(store: StoreDirectory(root: store.path), name: "m") }
         #expect(error.problem.contains("extent outside its chunk"))
     }
