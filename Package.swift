@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "hydra", targets: ["hydra"]),
         .library(name: "HydraFormat", targets: ["HydraFormat"]),
+        .library(name: "HydraEngine", targets: ["HydraEngine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,16 +26,19 @@ let package = Package(
             dependencies: ["CURing", "CZstd", "CCurl", "COpenSSL", "CHydraShims"]
         ),
         .target(name: "HydraFormat", dependencies: ["HydraSystem"]),
+        .target(name: "HydraEngine", dependencies: ["HydraFormat"]),
         .executableTarget(
             name: "hydra",
             dependencies: [
                 "HydraFormat",
+                "HydraEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "HydraSystemTests", dependencies: ["HydraSystem"]),
         .testTarget(name: "HydraFormatTests", dependencies: ["HydraFormat"]),
+        .testTarget(name: "HydraEngineTests", dependencies: ["HydraEngine"]),
         // Runs the built `hydra` binary; depends on it so `swift test` builds it first.
         .testTarget(name: "HydraCLITests", dependencies: ["hydra"]),
     ]

@@ -1,0 +1,189 @@
+import HydraFormat
+
+/// A whole model in one process (pp = 1): sequences, paged KV blocks, continuous batching.
+/// Each `step()` is schedule → run → postprocess (nano-vllm's shape): running sequences
+/// decode one token each, waiting prompts are prefilled in the same batch while blocks and
+/// the token budget allow.
+public final class Engine: @unchecked Sendable {
+    public struct Request: Sendable {
+        public var prompt: [Int]
+        public var maxTokens: Int
+        public var sampling: SamplingParameters
+        public var stopTokens: Set<Int>
+
+        public init(prompt: [Int], maxTokens: Int, sampling: SamplingParameters = .greedy, stopTokens: Set<Int> = []) {
+            self.prompt = prompt
+            self.maxTokens = maxTokens
+            self.sampling = sampling
+            self.stopTokens = stopTokens
+        }
+    }
+
+    public enum FinishReason: String, Sendable { case stop, length }
+
+    /// What one step produced for one sequence.
+    public struct Event: Sendable {
+        public let sequence: Int
+        public let token: Int
+        public let finished: FinishReason?
+    }
+
+    final class Sequence {
+        let id: Int
+        let request: Request
+        var tokens: [Int]        // prompt + generated
+        var cached = 0           // tokens whose K/V are in the cache
+        var blocks: [Int] = []
+        var sampler: Sampler
+        var generated: [Int] { Array(tokens[request.prompt.count...]) }
+        /// Logits of the last prompt position (kept for tests and --logits-out).
+        var promptLogits: [Float]?
+
+        init(id: Int, request: Request) {
+            self.id = id
+            self.request = request
+            tokens = request.prompt
+            sampler = Sampler(request.sampling)
+        }
+    }
+
+    public let runner: StageRunner
+    /// At most this many tokens in one forward pass (bounds activation memory).
+    public let maxBatchTokens: Int
+    private var waiting: [Sequence] = []
+    private var running: [Sequence] = []
+    private var finished: [Int: Sequence] = [:]
+    private var nextID = 0
+
+    public init(runner: StageRunner, maxBatchTokens: Int = 2048) throws {
+        guard runner.stage.embed && runner.stage.head else {
+            throw EngineError("an Engine needs the whole model (pp = 1); stage \(runner.stage.index) has layers \(runner.stage.firstLayer)..<\(runner.stage.endLayer)")
+        }
+        self.runner = runner
+        self.maxBatchTokens = maxBatchTokens
+    }
+
+    public var hasWork: Bool { !waiting.isEmpty || !running.isEmpty }
+
+    /// Queues a request; returns its sequence id. Rejects what can never run.
+    @discardableResult
+    public func add(_ request: Request) throws -> Int {
+        try request.sampling.validate()
+        guard !request.prompt.isEmpty else { throw EngineError("the prompt is empty") }
+        guard request.maxTokens >= 1 else { throw EngineError("max_tokens must be at least 1") }
+        let context = runner.contextLength
+        guard request.prompt.count < context else {
+            throw EngineError("prompt of \(request.prompt.count) tokens does not fit the context of \(context) tokens")
+        }
+        guard request.prompt.count <= maxBatchTokens else {
+            throw EngineError("prompt of \(request.prompt.count) tokens exceeds the batch limit of \(maxBatchTokens) tokens")
+        }
+        if let bad = request.prompt.first(where: { $0 < 0 || $0 >= runner.config.vocabSize }) {
+            throw EngineError("token id \(bad) is outside the vocabulary (\(runner.config.vocabSize) tokens)")
+        }
+        let sequence = Sequence(id: nextID, request: request)
+        nextID += 1
+        waiting.append(sequence)
+        return sequence.id
+    }
+
+    /// The generated tokens and prompt logits of a finished sequence.
+    public func result(_ id: Int) -> (tokens: [Int], promptLogits: [Float]?)? {
+        finished[id].map { ($0.generated, $0.promptLogits) }
+    }
+
+    private func blocksNeeded(_ sequence: Sequence, upTo length: Int) -> Int {
+        let size = runner.cache.blockSize
+        return (length + size - 1) / size - sequence.blocks.count
+    }
+
+    private func grow(_ sequence: Sequence, to length: Int) -> Bool {
+        let needed = blocksNeeded(sequence, upTo: length)
+        guard needed > 0 else { return true }
+        guard let blocks = runner.cache.blocks.allocate(needed) else { return false }
+        sequence.blocks += blocks
+        return true
+    }
+
+    private func release(_ sequence: Sequence) {
+        runner.cache.blocks.release(sequence.blocks)
+        sequence.blocks = []
+        sequence.cached = 0
+    }
+
+    /// Runs one forward pass; returns one event per sequence that produced a token.
+    public func step() -> [Event] {
+        // Schedule: every running sequence decodes one token; preempt the newest if blocks run out.
+        var scheduled: [Sequence] = []
+        var budget = maxBatchTokens
+        var index = 0
+        while index < running.count {
+            let sequence = running[index]
+            if grow(sequence, to: sequence.tokens.count) {
+                scheduled.append(sequence)
+                budget -= 1
+                index += 1
+            } else if let victim = running.last, victim !== sequence {
+                running.removeLast()
+                release(victim)
+                waiting.insert(victim, at: 0)  // recomputed from its tokens when blocks free up
+            } else {
+                running.remove(at: index)
+                release(sequence)
+                waiting.insert(sequence, at: 0)
+            }
+        }
+        // Admit waiting prompts (and preempted sequences) while they fit.
+        while let next = waiting.first, next.tokens.count <= budget, grow(next, to: next.tokens.count) {
+            waiting.removeFirst()
+            running.append(next)
+            scheduled.append(next)
+            budget -= next.tokens.count - next.cached
+        }
+        guard !scheduled.isEmpty else { return [] }
+
+        // Run.
+        var tokens: [Int] = []
+        var sequences: [Batch.Sequence] = []
+        for sequence in scheduled {
+            let new = Array(sequence.tokens[sequence.cached...])
+            sequences.append(Batch.Sequence(firstRow: tokens.count, tokenCount: new.count, startPosition: sequence.cached,
+                                            blockTable: sequence.blocks))
+            tokens += new
+        }
+        let batch = Batch(sequences: sequences)
+        let hidden = runner.forward(tokens: tokens, batch: batch)
+        let logits = runner.logits(hidden, rows: batch.lastRows)
+
+        // Postprocess.
+        var events: [Event] = []
+        for (row, sequence) in scheduled.enumerated() {
+            sequence.cached = sequence.tokens.count
+            let rowLogits = logits.row(row)
+            if sequence.promptLogits == nil { sequence.promptLogits = Array(rowLogits) }
+            let token = sequence.sampler.sample(rowLogits)
+            sequence.tokens.append(token)
+            var reason: FinishReason?
+            if sequence.request.stopTokens.contains(token) { reason = .stop }
+            else if sequence.generated.count >= sequence.request.maxTokens || sequence.tokens.count >= runner.contextLength { reason = .length }
+            if reason != nil {
+                running.removeAll { $0 === sequence }
+                release(sequence)
+                finished[sequence.id] = sequence
+            }
+            events.append(Event(sequence: sequence.id, token: token, finished: reason))
+        }
+        return events
+    }
+
+    /// Runs requests to completion, calling `onEvent` for every token; returns each request's tokens.
+    public func generate(_ requests: [Request], onEvent: (Event) -> Void = { _ in }) throws -> [[Int]] {
+        let ids = try requests.map { try add($0) }
+        while hasWork {
+            let events = step()
+            if events.isEmpty && hasWork { throw EngineError("the KV cache cannot hold the next sequence (\(runner.tokenCapacity) tokens in all)") }
+            events.forEach(onEvent)
+        }
+        return ids.map { finished[$0]!.generated }
+    }
+}

@@ -1,0 +1,94 @@
+import HydraFormat
+
+/// Preallocated K and V blocks for a stage's layers. A sequence owns a list of block ids (its
+/// block table); position p lives in block `table[p / blockSize]`, slot `p % blockSize`.
+/// Never sized from `max_position_embeddings`: the caller chooses the block count.
+public final class KVCache: @unchecked Sendable {
+    public let layerCount: Int
+    public let blockSize: Int
+    public let blockCount: Int
+    /// Floats per token per layer for K (and for V).
+    public let width: Int
+    private let keys: [DeviceMemory]
+    private let values: [DeviceMemory]
+    public let blocks: BlockManager
+
+    public init(device: any Device, layerCount: Int, width: Int, blockSize: Int = 16, blockCount: Int) {
+        precondition(blockSize > 0 && blockCount > 0)
+        self.layerCount = layerCount
+        self.width = width
+        self.blockSize = blockSize
+        self.blockCount = blockCount
+        let bytes = blockCount * blockSize * width * MemoryLayout<Float>.size
+        keys = (0..<layerCount).map { _ in device.allocate(bytes: bytes) }
+        values = (0..<layerCount).map { _ in device.allocate(bytes: bytes) }
+        blocks = BlockManager(count: blockCount)
+    }
+
+    /// Bytes held by all K and V blocks.
+    public var byteCount: Int { 2 * layerCount * blockCount * blockSize * width * MemoryLayout<Float>.size }
+
+    @inline(__always)
+    func slot(_ table: [Int], _ position: Int) -> Int {
+        (table[position / blockSize] * blockSize + position % blockSize) * width
+    }
+
+    func keyBase(_ layer: Int) -> UnsafeMutablePointer<Float> { keys[layer].baseAddress.assumingMemoryBound(to: Float.self) }
+    func valueBase(_ layer: Int) -> UnsafeMutablePointer<Float> { values[layer].baseAddress.assumingMemoryBound(to: Float.self) }
+
+    /// Stores the K and V rows of a batch at their positions.
+    func write(layer: Int, keys k: Matrix, values v: Matrix, batch: Batch) {
+        precondition(k.columns == width && v.columns == width)
+        let kb = keyBase(layer), vb = valueBase(layer)
+        k.values.withUnsafeBufferPointer { ks in
+            v.values.withUnsafeBufferPointer { vs in
+                for sequence in batch.sequences {
+                    for i in 0..<sequence.tokenCount {
+                        let row = sequence.firstRow + i
+                        let destination = slot(sequence.blockTable, sequence.startPosition + i)
+                        (kb + destination).update(from: ks.baseAddress! + row * width, count: width)
+                        (vb + destination).update(from: vs.baseAddress! + row * width, count: width)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Hands out KV block ids from a fixed pool, with reference counts (a block shared by two
+/// sequences is freed when the last one lets go).
+public final class BlockManager: @unchecked Sendable {
+    private var free: [Int]
+    private var references: [Int]
+
+    init(count: Int) {
+        free = Array((0..<count).reversed())
+        references = [Int](repeating: 0, count: count)
+    }
+
+    public var freeCount: Int { free.count }
+
+    /// `count` fresh blocks, or nil when the pool cannot supply them (nothing is taken then).
+    public func allocate(_ count: Int) -> [Int]? {
+        guard count <= free.count else { return nil }
+        let taken = Array(free.suffix(count).reversed())
+        free.removeLast(count)
+        for block in taken { references[block] = 1 }
+        return taken
+    }
+
+    public func retain(_ blocks: [Int]) {
+        for block in blocks {
+            precondition(references[block] > 0, "retaining free block \(block)")
+            references[block] += 1
+        }
+    }
+
+    public func release(_ blocks: [Int]) {
+        for block in blocks {
+            precondition(references[block] > 0, "releasing free block \(block)")
+            references[block] -= 1
+            if references[block] == 0 { free.append(block) }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+
+/// CPU kernels over f32 activations and f32/f16/bf16 weights.
+public enum Kernels {
+    /// Dot product of two f32 vectors, four SIMD8 accumulators.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+        var i = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while i + 32 <= count {
+            s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            s1 += ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+            s2 += ra.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self)
+            s3 += ra.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self)
+            i += 32
+        }
+        while i + 8 <= count {
+            s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var sum = ((s0 + s1) + (s2 + s3)).sum()
+        while i < count { sum += a[i] * b[i]; i += 1 }
+        return sum
+    }
+
+    /// y = x · Wᵀ (+ bias): x is [M, K], W is [N, K] in its stored dtype, y is [M, N].
+    public static func linear(_ x: Matrix, _ weight: Weight, bias: Weight? = nil) -> Matrix {
+        let m = x.rows, k = x.columns, n = weight.rows
+        precondition(weight.columns == k, "\(weight.name): expects \(weight.columns) inputs, got \(k)")
+        var out = [Float](repeating: 0, count: m * n)
+        x.values.withUnsafeBufferPointer { xs in
+            out.withUnsafeMutableBufferPointer { ys in
+                let xBase = xs.baseAddress!, yBase = ys.baseAddress!
+                Parallel.forEach(n, minimumPerThread: 8) { rows in
+                    let row = UnsafeMutablePointer<Float>.allocate(capacity: k)
+                    defer { row.deallocate() }
+                    for j in rows {
+                        let w: UnsafePointer<Float>
+                        if weight.dtype == .f32 {
+                            w = weight.pointer.advanced(by: j * k * 4).assumingMemoryBound(to: Float.self)
+                        } else {
+                            weight.loadRow(j, into: row)
+                            w = UnsafePointer(row)
+                        }
+                        let b = bias?.value(j) ?? 0
+                        for i in 0..<m { yBase[i * n + j] = dot(xBase + i * k, w, k) + b }
+                    }
+                }
+            }
+        }
+        return Matrix(rows: m, columns: n, values: out)
+    }
+
+    public static func rmsNorm(_ x: Matrix, _ weight: Weight, eps: Float) -> Matrix {
+        var out = x
+        let n = x.columns
+        out.values.withUnsafeMutableBufferPointer { v in
+            for r in 0..<x.rows {
+                let row = v.baseAddress! + r * n
+                var sum: Float = 0
+                for i in 0..<n { sum += row[i] * row[i] }
+                let scale = 1 / (sum / Float(n) + eps).squareRoot()
+                for i in 0..<n { row[i] = row[i] * scale * weight.value(i) }
+            }
+        }
+        return out
+    }
+
+    public static func layerNorm(_ x: Matrix, _ weight: Weight, _ bias: Weight?, eps: Float) -> Matrix {
+        var out = x
+        let n = x.columns
+        out.values.withUnsafeMutableBufferPointer { v in
+            for r in 0..<x.rows {
+                let row = v.baseAddress! + r * n
+                var mean: Float = 0
+                for i in 0..<n { mean += row[i] }
+                mean /= Float(n)
+                var variance: Float = 0
+                for i in 0..<n { variance += (row[i] - mean) * (row[i] - mean) }
+                variance /= Float(n)
+                let scale = 1 / (variance + eps).squareRoot()
+                for i in 0..<n { row[i] = (row[i] - mean) * scale * weight.value(i) + (bias?.value(i) ?? 0) }
+            }
+        }
+        return out
+    }
+
+    public static func silu(_ x: inout Matrix) {
+        x.values.withUnsafeMutableBufferPointer { v in for i in 0..<v.count { v[i] = v[i] / (1 + exp(-v[i])) } }
+    }
+
+    /// The exact (erf) GELU.
+    public static func gelu(_ x: inout Matrix) {
+        x.values.withUnsafeMutableBufferPointer { v in
+            for i in 0..<v.count { v[i] = 0.5 * v[i] * (1 + erf(v[i] / Float(2).squareRoot())) }
+        }
+    }
+
+    public static func relu(_ x: inout Matrix) {
+        x.values.withUnsafeMutableBufferPointer { v in for i in 0..<v.count { v[i] = max(v[i], 0) } }
+    }
+
+    /// x ← x ⊙ y
+    public static func multiply(_ x: inout Matrix, by y: Matrix) {
+        precondition(x.values.count == y.values.count)
+        x.values.withUnsafeMutableBufferPointer { a in y.values.withUnsafeBufferPointer { b in for i in 0..<a.count { a[i] *= b[i] } } }
+    }
+
+    /// Rows of `table` (a [V, C] weight) for `ids`, as f32.
+    public static func gather(_ table: Weight, ids: [Int]) -> Matrix {
+        let c = table.columns
+        var out = [Float](repeating: 0, count: ids.count * c)
+        out.withUnsafeMutableBufferPointer { v in
+            for (r, id) in ids.enumerated() {
+                precondition(id >= 0 && id < table.rows, "token id \(id) outside the vocabulary of \(table.rows)")
+                table.loadRow(id, into: v.baseAddress! + r * c)
+            }
+        }
+        return Matrix(rows: ids.count, columns: c, values: out)
+    }
+}

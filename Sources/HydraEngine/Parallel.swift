@@ -1,0 +1,24 @@
+import Dispatch
+import Foundation
+
+/// Splits `0..<count` into contiguous parts and runs them on the compute threads.
+enum Parallel {
+    static let threadCount: Int = {
+        if let text = ProcessInfo.processInfo.environment["HYDRA_THREADS"], let n = Int(text), n > 0 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// `body(range)` for each part; small jobs run inline.
+    static func forEach(_ count: Int, minimumPerThread: Int = 16, _ body: (Range<Int>) -> Void) {
+        let parts = min(threadCount, max(1, count / max(1, minimumPerThread)))
+        if parts <= 1 { body(0..<count); return }
+        withoutActuallyEscaping(body) { body in
+            // The parts touch disjoint ranges; concurrentPerform returns only when all are done.
+            nonisolated(unsafe) let run = body
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let start = count * part / parts, end = count * (part + 1) / parts
+                if start < end { run(start..<end) }
+            }
+        }
+    }
+}
