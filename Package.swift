@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Numeric loops (dequantisation, kernels) run 10–100× slower unoptimised; the test suite runs
+// real models, so these targets are optimised in debug builds too.
+let optimizedEvenInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "HydraServe",
     platforms: [.macOS(.v14)],
@@ -25,8 +29,8 @@ let package = Package(
             name: "HydraSystem",
             dependencies: ["CURing", "CZstd", "CCurl", "COpenSSL", "CHydraShims"]
         ),
-        .target(name: "HydraFormat", dependencies: ["HydraSystem"]),
-        .target(name: "HydraEngine", dependencies: ["HydraFormat"]),
+        .target(name: "HydraFormat", dependencies: ["HydraSystem"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "HydraEngine", dependencies: ["HydraFormat"], swiftSettings: optimizedEvenInDebug),
         .executableTarget(
             name: "hydra",
             dependencies: [

@@ -35,6 +35,21 @@ public enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
+    /// Numbers compare by value: JSON does not distinguish 0 from 0.0, and encoders may write
+    /// either.
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.string(let x), .string(let y)): return x == y
+        case (.array(let x), .array(let y)): return x == y
+        case (.object(let x), .object(let y)): return x == y
+        case (.int(let x), .int(let y)): return x == y
+        case (.int, .double), (.double, .int), (.double, .double): return a.doubleValue == b.doubleValue
+        default: return false
+        }
+    }
+
     public subscript(key: String) -> JSONValue? {
         if case .object(let members) = self { return members[key] }
         return nil
@@ -69,9 +84,9 @@ public enum JSONValue: Codable, Sendable, Equatable {
     /// Parses a JSON document, naming `file` in the error when it is not valid JSON.
     public static func parse(_ bytes: [UInt8], file: String) throws -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+            return try JSONParser.parse(bytes)
         } catch {
-            throw FormatError(file, "invalid JSON: \(describe(error))")
+            throw FormatError(file, "invalid JSON: \(error)")
         }
     }
 
