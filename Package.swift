@@ -4,6 +4,8 @@ import PackageDescription
 // Numeric loops (dequantisation, kernels) run 10–100× slower unoptimised; the test suite runs
 // real models, so these targets are optimised in debug builds too.
 let optimizedEvenInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+// The engine's kernels target Haswell-level x86-64 (x86-64-v3: AVX2, FMA, F16C; every x86 server since 2013).
+let vectorISA: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 
 let package = Package(
     name: "HydraServe",
@@ -30,7 +32,7 @@ let package = Package(
             dependencies: ["CURing", "CZstd", "CCurl", "COpenSSL", "CHydraShims"]
         ),
         .target(name: "HydraFormat", dependencies: ["HydraSystem"], swiftSettings: optimizedEvenInDebug),
-        .target(name: "HydraEngine", dependencies: ["HydraFormat"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "HydraEngine", dependencies: ["HydraFormat"], swiftSettings: optimizedEvenInDebug + vectorISA),
         .executableTarget(
             name: "hydra",
             dependencies: [

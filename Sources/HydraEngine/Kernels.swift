@@ -24,34 +24,6 @@ public enum Kernels {
         return sum
     }
 
-    /// y = x · Wᵀ (+ bias): x is [M, K], W is [N, K] in its stored dtype, y is [M, N].
-    public static func linear(_ x: Matrix, _ weight: Weight, bias: Weight? = nil) -> Matrix {
-        let m = x.rows, k = x.columns, n = weight.rows
-        precondition(weight.columns == k, "\(weight.name): expects \(weight.columns) inputs, got \(k)")
-        var out = [Float](repeating: 0, count: m * n)
-        x.values.withUnsafeBufferPointer { xs in
-            out.withUnsafeMutableBufferPointer { ys in
-                let xBase = xs.baseAddress!, yBase = ys.baseAddress!
-                Parallel.forEach(n, minimumPerThread: 8) { rows in
-                    let row = UnsafeMutablePointer<Float>.allocate(capacity: k)
-                    defer { row.deallocate() }
-                    for j in rows {
-                        let w: UnsafePointer<Float>
-                        if weight.dtype == .f32 {
-                            w = weight.pointer.advanced(by: j * k * 4).assumingMemoryBound(to: Float.self)
-                        } else {
-                            weight.loadRow(j, into: row)
-                            w = UnsafePointer(row)
-                        }
-                        let b = bias?.value(j) ?? 0
-                        for i in 0..<m { yBase[i * n + j] = dot(xBase + i * k, w, k) + b }
-                    }
-                }
-            }
-        }
-        return Matrix(rows: m, columns: n, values: out)
-    }
-
     public static func rmsNorm(_ x: Matrix, _ weight: Weight, eps: Float) -> Matrix {
         var out = x
         let n = x.columns

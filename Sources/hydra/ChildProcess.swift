@@ -9,11 +9,15 @@ struct ChildProcess {
         let peakRSSBytes: Int
     }
 
-    static func run(_ arguments: [String], quiet: Bool = true) throws -> Result {
+    static func run(_ arguments: [String], quiet: Bool = true, stdoutPath: String? = nil) throws -> Result {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        if quiet { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
+        if let stdoutPath {
+            posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        } else if quiet {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
@@ -28,6 +32,17 @@ struct ChildProcess {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         let exitStatus = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
         return Result(status: exitStatus, seconds: seconds, peakRSSBytes: Int(usage.ru_maxrss) * 1024)
+    }
+
+    /// Runs a program with extra environment variables, capturing its standard output.
+    static func runCapturing(_ arguments: [String], environment: [String: String] = [:]) throws -> (Result, String) {
+        let output = NSTemporaryDirectory() + "hydra-child-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
+        defer { unlink(output) }
+        for (key, value) in environment { setenv(key, value, 1) }
+        defer { for key in environment.keys { unsetenv(key) } }
+        let result = try run(arguments, quiet: true, stdoutPath: output)
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        return (result, text)
     }
 
     /// This executable, for running its own subcommands as children.

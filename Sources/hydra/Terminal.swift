@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import HydraEngine
 import HydraFormat
 
 /// Output helpers for the CLI: errors as one line on stderr, a progress bar when stderr is a terminal.
@@ -72,6 +73,9 @@ func runReportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as FormatError {
+        Terminal.error(error.description)
+        throw ExitCode(1)
+    } catch let error as EngineError {
         Terminal.error(error.description)
         throw ExitCode(1)
     } catch let error as ExitCode {

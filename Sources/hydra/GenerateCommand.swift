@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import HydraEngine
+import HydraFormat
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a store entry on this machine (the whole model in one process).",
+        discussion: """
+        Streams the generated text to stdout as it is produced; timing goes to stderr. Stops at the \
+        model's end-of-sequence token or after --max-tokens.
+        """
+    )
+
+    @Argument(help: "Store directory.") var store: String
+    @Argument(help: "Entry name.") var name: String
+    @Option(help: "Prompt text (encoded with the entry's tokenizer).") var prompt: String?
+    @Option(name: .customLong("prompt-ids"), help: "Prompt as comma-separated token ids.") var promptIDs: String?
+    @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.") var maxTokens: Int = 64
+    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.") var topP: Float = 1
+    @Option(help: "Seed for sampling.") var seed: UInt64?
+    @Flag(help: "Wrap the prompt as a user message in the model's chat template.") var chat = false
+    @Flag(name: .customLong("ignore-eos"), help: "Do not stop at the end-of-sequence token.") var ignoreEOS = false
+    @Option(name: .customLong("logits-out"), help: "Write the prompt's last-position logits and the generated ids as JSON.")
+    var logitsOut: String?
+
+    func validate() throws {
+        guard (prompt == nil) != (promptIDs == nil) else { throw ValidationError("give exactly one of --prompt and --prompt-ids") }
+        guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
+        if chat && promptIDs != nil { throw ValidationError("--chat needs --prompt text") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let started = Date()
+            let entry = try StoreEntry(store: StoreDirectory(root: store), name: name)
+            let tokenizer = try LoadedTokenizer.load(entry)
+            let runner = try StageRunner(entry: entry)
+            let engine = try Engine(runner: runner)
+            let loaded = Date()
+
+            var ids: [Int]
+            if let promptIDs {
+                ids = try promptIDs.split(separator: ",").map {
+                    guard let id = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--prompt-ids: '\($0)' is not an integer") }
+                    return id
+                }
+            } else {
+                guard let tokenizer else { throw EngineError("entry '\(name)' carries no tokenizer.json: use --prompt-ids") }
+                var text = prompt!
+                if chat {
+                    guard let template = try LoadedTokenizer.chatTemplate(entry) else {
+                        throw EngineError("entry '\(name)' has no chat template of a supported family (ChatML, Llama-2, Llama-3)")
+                    }
+                    text = template.render([ChatTemplate.Message(role: "user", content: text)])
+                }
+                ids = tokenizer.encode(text)
+            }
+            var stops = Set(runner.config.eosTokenIDs)
+            if let eos = tokenizer?.eosTokenID { stops.insert(eos) }
+            if ignoreEOS { stops = [] }
+
+            let request = Engine.Request(prompt: ids, maxTokens: maxTokens,
+                                         sampling: SamplingParameters(temperature: temperature, topP: topP, seed: seed), stopTokens: stops)
+            let id = try engine.add(request)
+            var decoder = tokenizer.map { StreamingDecoder(tokenizer: $0, skipSpecial: true) }
+            var firstToken: Date?
+            var generated: [Int] = []
+            while engine.hasWork {
+                for event in engine.step() where event.sequence == id {
+                    if firstToken == nil { firstToken = Date() }
+                    generated.append(event.token)
+                    if event.finished == .stop { continue }
+                    let piece = decoder.map { d -> String in var d = d; let s = d.push(event.token); decoder = d; return s } ?? "\(event.token) "
+                    FileHandle.standardOutput.write(Data(piece.utf8))
+                }
+            }
+            if let rest = decoder.map({ d -> String in var d = d; return d.flush() }) { FileHandle.standardOutput.write(Data(rest.utf8)) }
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            let finished = Date()
+
+            if let logitsOut, let result = engine.result(id) {
+                let json: [String: Any] = ["prompt_ids": ids, "generated_ids": result.tokens, "last_logits": (result.promptLogits ?? []).map(Double.init)]
+                try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: logitsOut))
+            }
+            let prefill = firstToken!.timeIntervalSince(loaded)
+            let decode = finished.timeIntervalSince(firstToken!)
+            Terminal.note(String(format: "load %.2f s · prompt %d tokens, %.1f tok/s · generated %d tokens, %.1f tok/s",
+                                 loaded.timeIntervalSince(started), ids.count, Double(ids.count) / prefill,
+                                 generated.count, generated.count > 1 ? Double(generated.count - 1) / decode : 0))
+        }
+    }
+}
+
+/// The tokenizer and chat template a store entry carries.
+enum LoadedTokenizer {
+    static func load(_ entry: StoreEntry) throws -> Tokenizer? {
+        guard let json = try entry.file(named: "tokenizer.json") else { return nil }
+        return try Tokenizer(tokenizerJSON: json, tokenizerConfig: try entry.file(named: "tokenizer_config.json"))
+    }
+
+    static func chatTemplate(_ entry: StoreEntry) throws -> ChatTemplate? {
+        if let jinja = try entry.file(named: "chat_template.jinja") { return ChatTemplate(template: String(decoding: jinja, as: UTF8.self)) }
+        if let config = try entry.file(named: "tokenizer_config.json"),
+           let template = try JSONValue.parse(config, file: "tokenizer_config.json")["chat_template"]?.stringValue {
+            return ChatTemplate(template: template)
+        }
+        return nil
+    }
+}
