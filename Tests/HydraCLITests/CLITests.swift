@@ -81,3 +81,28 @@ struct HydraProcess {
         #expect(result.stderr.split(separator: "\n").count == 1)
     }
 }
+
+@Suite struct GenerateCLITests {
+    @Test func generateWritesLogitsAndIds() throws {
+        let store = NSTemporaryDirectory() + "hydra-cli-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let model = HydraProcess.fixtures + "/tiny/llama2-tiny"
+        #expect(try HydraProcess.run(["convert", model, store, "--name", "l2"]).status == 0)
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/golden.json"))) as! [String: Any]
+        let len7 = (golden["prompts"] as! [String: [String: Any]])["len7"]!
+        let ids = (len7["input_ids"] as! [Int]).map(String.init).joined(separator: ",")
+        let out = store + "/logits.json"
+        let result = try HydraProcess.run(["generate", store, "l2", "--prompt-ids", ids, "--max-tokens", "12", "--ignore-eos", "--logits-out", out])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("generated 12 tokens"))
+        let written = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as! [String: Any]
+        #expect(written["generated_ids"] as! [Int] == len7["greedy_new_tokens"] as! [Int])
+        let logits = written["last_logits"] as! [Double], expected = len7["last_logits"] as! [Double]
+        #expect(zip(logits, expected).allSatisfy { abs($0 - $1) <= 1e-4 })
+        // The tiny fixtures carry no tokenizer: text prompts fail clearly.
+        let text = try HydraProcess.run(["generate", store, "l2", "--prompt", "hello"])
+        #expect(text.status == 1 && text.stderr == "error: entry 'l2' carries no tokenizer.json: use --prompt-ids\n")
+        let long = try HydraProcess.run(["generate", store, "l2", "--prompt-ids", Array(repeating: "5", count: 200).joined(separator: ",")])
+        #expect(long.status == 1 && long.stderr.contains("does not fit the context of 128 tokens"))
+    }
+}
