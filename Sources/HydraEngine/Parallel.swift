@@ -12,10 +12,12 @@ enum Parallel {
     static func forEach(_ count: Int, minimumPerThread: Int = 16, _ body: (Range<Int>) -> Void) {
         let parts = min(threadCount, max(1, count / max(1, minimumPerThread)))
         if parts <= 1 { body(0..<count); return }
+        let pool = ComputePool.shared
         withoutActuallyEscaping(body) { body in
-            // The parts touch disjoint ranges; concurrentPerform returns only when all are done.
+            // The parts touch disjoint ranges; run returns only when all are done.
             nonisolated(unsafe) let run = body
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
+            pool.run { part in
+                guard part < parts else { return }
                 let start = count * part / parts, end = count * (part + 1) / parts
                 if start < end { run(start..<end) }
             }

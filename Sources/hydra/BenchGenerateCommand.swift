@@ -23,7 +23,7 @@ struct BenchGenerateCommand: ParsableCommand {
     @Option(help: "Where to write the JSON figures.") var jsonOut: String = "bench-generate.json"
     @Option(help: "(internal) measure the engine once on STORE/NAME and print JSON.") var measureEntry: String?
     @Option(help: "(internal) batch size for --measure-entry.") var batch: Int = 1
-    @Option(help: "(internal) prompt ids for --measure-entry.") var promptIDs: String?
+    @Option(name: .customLong("prompt-ids"), help: "(internal) prompt ids for --measure-entry.") var promptIDs: String?
 
     static let promptTokens = 128, newTokens = 128
 

@@ -1,0 +1,66 @@
+import Foundation
+import Synchronization
+
+/// Persistent compute threads for the kernels. GCD's concurrentPerform parks its workers and
+/// wakes them on every call, which costs more than a small decode-time matmul; here workers
+/// spin briefly for the next job before they sleep, so a forward pass's hundreds of parallel
+/// kernels start at once.
+final class ComputePool: @unchecked Sendable {
+    static let shared = ComputePool(threads: Parallel.threadCount)
+
+    let threads: Int
+    private let generation = Atomic<Int>(0)
+    private let remaining = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let condition = NSCondition()
+    private let serial = NSLock()  // one job at a time
+    nonisolated(unsafe) private var job: ((Int) -> Void)?
+    /// Spins before an idle worker sleeps (tens of microseconds).
+    private static let spinLimit = 20_000
+
+    init(threads: Int) {
+        self.threads = max(1, threads)
+        for worker in 1..<self.threads {
+            let thread = Thread { [unowned self] in self.work(worker) }
+            thread.name = "hydra-compute-\(worker)"
+            thread.start()
+        }
+    }
+
+    private func work(_ index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < Self.spinLimit { continue }
+                condition.lock()
+                sleepers.add(1, ordering: .sequentiallyConsistent)
+                while generation.load(ordering: .sequentiallyConsistent) == seen { condition.wait() }
+                sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                condition.unlock()
+                spins = 0
+            }
+            seen = generation.load(ordering: .acquiring)
+            job!(index)
+            remaining.subtract(1, ordering: .releasing)
+        }
+    }
+
+    /// Runs `body(part)` for part 0..<threads, part 0 on the calling thread; returns when all are done.
+    func run(_ body: @escaping (Int) -> Void) {
+        serial.lock()
+        defer { serial.unlock() }
+        job = body
+        remaining.store(threads - 1, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            condition.lock()
+            condition.broadcast()
+            condition.unlock()
+        }
+        body(0)
+        while remaining.load(ordering: .acquiring) > 0 {}
+        job = nil
+    }
+}
