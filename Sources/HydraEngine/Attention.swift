@@ -1,6 +1,21 @@
 import Foundation
 
 extension Kernels {
+    /// y += a · x over `count` floats, 8 at a time.
+    @inline(__always)
+    static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int) {
+        let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
+        let scale = SIMD8<Float>(repeating: a)
+        var d = 0
+        while d + 8 <= count {
+            var acc = ry.loadUnaligned(fromByteOffset: d * 4, as: SIMD8<Float>.self)
+            acc.addProduct(scale, rx.loadUnaligned(fromByteOffset: d * 4, as: SIMD8<Float>.self))
+            ry.storeBytes(of: acc, toByteOffset: d * 4, as: SIMD8<Float>.self)
+            d += 8
+        }
+        while d < count { y[d] += a * x[d]; d += 1 }
+    }
+
     /// Causal attention of a batch's queries over each sequence's cached keys and values
     /// (the batch's own K/V must already be written). Grouped-query: query head h reads kv
     /// head h / (heads / kvHeads). Returns [T, heads · headDim].
@@ -39,9 +54,8 @@ extension Kernels {
                         }
                         let output = oBase + row * out.columns + head * headDim
                         for j in 0...position {
-                            let weight = scores[j] / total
                             let value = values + cache.slot(sequence.blockTable, j) + kvOffset
-                            for d in 0..<headDim { output[d] += weight * value[d] }
+                            axpy(scores[j] / total, value, output, headDim)
                         }
                     }
                 }

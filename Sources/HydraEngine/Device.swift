@@ -5,7 +5,8 @@ import HydraSystem
 /// tested everywhere; a CUDA device implements the same protocol later.
 public protocol Device: Sendable {
     var name: String { get }
-    /// Memory for `bytes` bytes, page-aligned, zeroed.
+    /// Memory for `bytes` bytes, page-aligned, contents undefined (pages are only touched when
+    /// written, so a KV cache costs resident memory as it fills, not when it is reserved).
     func allocate(bytes: Int) -> DeviceMemory
     /// Copies host bytes into device memory at `offset`.
     func upload(_ bytes: UnsafeRawBufferPointer, to memory: DeviceMemory, at offset: Int)
@@ -20,7 +21,6 @@ public final class DeviceMemory: @unchecked Sendable {
         var pointer: UnsafeMutableRawPointer?
         precondition(posix_memalign(&pointer, AlignedBuffer.pageBytes, max(byteCount, 1)) == 0 && pointer != nil,
                      "out of memory allocating \(byteCount) bytes")
-        memset(pointer!, 0, byteCount)
         baseAddress = pointer!
         self.byteCount = byteCount
     }

@@ -43,11 +43,11 @@ struct BenchGenerateCommand: ParsableCommand {
         let engine = try Engine(runner: runner)
         for _ in 0..<batch { try engine.add(Engine.Request(prompt: ids, maxTokens: Self.newTokens)) }
         var started = DispatchTime.now()
-        _ = engine.step()  // prefill of every sequence, first tokens
+        let prefillEvents = engine.step()  // prefill of every sequence, first tokens
         let prefill = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         started = DispatchTime.now()
         var decoded = 0
-        var first: [Int] = []
+        var first = prefillEvents.filter { $0.sequence == 0 }.map(\.token)
         while engine.hasWork {
             for event in engine.step() {
                 decoded += 1
