@@ -1,4 +1,5 @@
 import Foundation
+import HydraSystem
 import Synchronization
 
 /// Persistent compute threads for the kernels. GCD's concurrentPerform parks its workers and
@@ -20,6 +21,7 @@ final class ComputePool: @unchecked Sendable {
 
     init(threads: Int) {
         self.threads = max(1, threads)
+        HeapTuning.keepLargeAllocationsInHeap()
         for worker in 1..<self.threads {
             let thread = Thread { [unowned self] in self.work(worker) }
             thread.name = "hydra-compute-\(worker)"

@@ -37,12 +37,7 @@ extension Kernels {
                         var i = 0
                         if tile == 3 {
                             while i + 4 <= m {
-                                let d = dot4x3(w[0], w[1], w[2], xBase + i * k, k)
-                                for r in 0..<4 {
-                                    yBase[(i + r) * n + j] = d[r] + b[0]
-                                    yBase[(i + r) * n + j + 1] = d[4 + r] + b[1]
-                                    yBase[(i + r) * n + j + 2] = d[8 + r] + b[2]
-                                }
+                                dot4x3(w[0], w[1], w[2], xBase + i * k, k, into: yBase + i * n + j, stride: n, bias: (b[0], b[1], b[2]))
                                 i += 4
                             }
                         }
@@ -70,43 +65,51 @@ extension Kernels {
     }
 
     /// The 12 dot products of three f32 weight rows with four consecutive activation rows
-    /// (stride k): seven loads feed twelve fused multiply-adds per 8 columns. Returns
-    /// [w0·x0…x3, w1·x0…x3, w2·x0…x3].
+    /// (stride k): seven loads feed twelve fused multiply-adds per 8 columns. Writes
+    /// y[r·stride + t] = w_t·x_r + bias_t for r in 0..<4, t in 0..<3.
     @inline(__always)
     static func dot4x3(_ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>, _ w2: UnsafePointer<Float>,
-                       _ x: UnsafePointer<Float>, _ k: Int) -> [Float] {
+                       _ x: UnsafePointer<Float>, _ k: Int, into y: UnsafeMutablePointer<Float>, stride n: Int,
+                       bias: (Float, Float, Float)) {
         var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c02 = SIMD8<Float>(), c03 = SIMD8<Float>()
         var c10 = SIMD8<Float>(), c11 = SIMD8<Float>(), c12 = SIMD8<Float>(), c13 = SIMD8<Float>()
         var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c22 = SIMD8<Float>(), c23 = SIMD8<Float>()
-        let r0 = UnsafeRawPointer(w0), r1 = UnsafeRawPointer(w1), r2 = UnsafeRawPointer(w2), rx = UnsafeRawPointer(x)
-        let stride = k * 4
-        var i = 0
-        while i + 8 <= k {
-            let o = i * 4
-            let x0 = rx.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            let x1 = rx.loadUnaligned(fromByteOffset: stride + o, as: SIMD8<Float>.self)
-            let x2 = rx.loadUnaligned(fromByteOffset: 2 * stride + o, as: SIMD8<Float>.self)
-            let x3 = rx.loadUnaligned(fromByteOffset: 3 * stride + o, as: SIMD8<Float>.self)
-            let a = r0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            c00.addProduct(a, x0); c01.addProduct(a, x1); c02.addProduct(a, x2); c03.addProduct(a, x3)
-            let b = r1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            c10.addProduct(b, x0); c11.addProduct(b, x1); c12.addProduct(b, x2); c13.addProduct(b, x3)
-            let c = r2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            c20.addProduct(c, x0); c21.addProduct(c, x1); c22.addProduct(c, x2); c23.addProduct(c, x3)
-            i += 8
+        // Walk raw pointers with wrapping arithmetic: no overflow checks in the hot loop.
+        var p0 = UnsafeRawPointer(w0), p1 = UnsafeRawPointer(w1), p2 = UnsafeRawPointer(w2)
+        var q0 = UnsafeRawPointer(x), q1 = q0 + k &* 4, q2 = q1 + k &* 4, q3 = q2 + k &* 4
+        let vectorEnd = k & ~7
+        for _ in 0..<(vectorEnd >> 3) {
+            // Three weight vectors stay in registers; activation rows stream one at a time
+            // (12 accumulators + 3 weights + 1 activation = the 16 vector registers).
+            let a = p0.loadUnaligned(as: SIMD8<Float>.self)
+            let b = p1.loadUnaligned(as: SIMD8<Float>.self)
+            let c = p2.loadUnaligned(as: SIMD8<Float>.self)
+            let x0 = q0.loadUnaligned(as: SIMD8<Float>.self)
+            c00.addProduct(a, x0); c10.addProduct(b, x0); c20.addProduct(c, x0)
+            let x1 = q1.loadUnaligned(as: SIMD8<Float>.self)
+            c01.addProduct(a, x1); c11.addProduct(b, x1); c21.addProduct(c, x1)
+            let x2 = q2.loadUnaligned(as: SIMD8<Float>.self)
+            c02.addProduct(a, x2); c12.addProduct(b, x2); c22.addProduct(c, x2)
+            let x3 = q3.loadUnaligned(as: SIMD8<Float>.self)
+            c03.addProduct(a, x3); c13.addProduct(b, x3); c23.addProduct(c, x3)
+            p0 += 32; p1 += 32; p2 += 32; q0 += 32; q1 += 32; q2 += 32; q3 += 32
         }
-        var out = [c00.sum(), c01.sum(), c02.sum(), c03.sum(), c10.sum(), c11.sum(), c12.sum(), c13.sum(),
-                   c20.sum(), c21.sum(), c22.sum(), c23.sum()]
+        var i = vectorEnd
+        var s0 = SIMD4<Float>(c00.sum(), c01.sum(), c02.sum(), c03.sum())
+        var s1 = SIMD4<Float>(c10.sum(), c11.sum(), c12.sum(), c13.sum())
+        var s2 = SIMD4<Float>(c20.sum(), c21.sum(), c22.sum(), c23.sum())
         while i < k {
-            for r in 0..<4 {
-                let xv = x[r * k + i]
-                out[r] += w0[i] * xv
-                out[4 + r] += w1[i] * xv
-                out[8 + r] += w2[i] * xv
-            }
+            let xv = SIMD4<Float>(x[i], x[k + i], x[2 * k + i], x[3 * k + i])
+            s0 += w0[i] * xv
+            s1 += w1[i] * xv
+            s2 += w2[i] * xv
             i += 1
         }
-        return out
+        for r in 0..<4 {
+            y[r * n] = s0[r] + bias.0
+            y[r * n + 1] = s1[r] + bias.1
+            y[r * n + 2] = s2[r] + bias.2
+        }
     }
 
     /// Dot products of one f32 weight row with four consecutive activation rows (stride k).

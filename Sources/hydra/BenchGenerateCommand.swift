@@ -25,7 +25,8 @@ struct BenchGenerateCommand: ParsableCommand {
     @Option(help: "(internal) batch size for --measure-entry.") var batch: Int = 1
     @Option(name: .customLong("prompt-ids"), help: "(internal) prompt ids for --measure-entry.") var promptIDs: String?
 
-    static let promptTokens = 128, newTokens = 128
+    static let promptTokens = 128
+    static var newTokens: Int { Int(ProcessInfo.processInfo.environment["HYDRA_BENCH_NEW_TOKENS"] ?? "") ?? 128 }
 
     func run() throws {
         try runReportingErrors {

@@ -61,23 +61,20 @@ public struct ChatTemplate: Sendable, Equatable {
             if addGenerationPrompt { text += "<|start_header_id|>assistant<|end_header_id|>\n\n" }
             return text
         case .llama2:
+            // The system prompt folds into the first user turn; each exchange is <s>[INST] … [/INST] … </s>.
             var text = ""
             var system: String?
-            var pendingUser: String?
             for message in messages {
                 switch message.role {
                 case "system": system = message.content
                 case "user":
                     var content = message.content.trimmingCharacters(in: .whitespaces)
                     if let s = system { content = "<<SYS>>\n\(s)\n<</SYS>>\n\n" + content; system = nil }
-                    pendingUser = content
                     text += "<s>[INST] \(content) [/INST]"
                 default:
                     text += " \(message.content.trimmingCharacters(in: .whitespaces)) </s>"
-                    pendingUser = nil
                 }
             }
-            _ = pendingUser
             return text
         }
     }
