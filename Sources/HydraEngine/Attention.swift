@@ -30,17 +30,15 @@ extension Kernels {
         q.values.withUnsafeBufferPointer { qs in
             out.values.withUnsafeMutableBufferPointer { os in
                 let qBase = qs.baseAddress!, oBase = os.baseAddress!
-                Parallel.forEach(items.count * heads, minimumPerThread: 4) { range in
-                    var scores = [Float]()
-                    for work in range {
-                        let (s, i) = items[work / heads]
-                        let head = work % heads
-                        let sequence = batch.sequences[s]
-                        let row = sequence.firstRow + i
-                        let position = sequence.startPosition + i
-                        let query = qBase + row * q.columns + head * headDim
-                        let kvOffset = (head / group) * headDim
-                        if scores.count < position + 1 { scores = [Float](repeating: 0, count: position + 1) }
+                Parallel.forEachInterleaved(items.count * heads) { work in
+                    let (s, i) = items[work / heads]
+                    let head = work % heads
+                    let sequence = batch.sequences[s]
+                    let row = sequence.firstRow + i
+                    let position = sequence.startPosition + i
+                    let query = qBase + row * q.columns + head * headDim
+                    let kvOffset = (head / group) * headDim
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: position + 1) { scores in
                         var maximum = -Float.infinity
                         for j in 0...position {
                             let score = dot(query, keys + cache.slot(sequence.blockTable, j) + kvOffset, headDim) * scale

@@ -23,4 +23,19 @@ enum Parallel {
             }
         }
     }
+
+    /// `body(i)` for every i in 0..<count, dealt round-robin to the threads: for work whose cost
+    /// grows with i (causal attention over later positions), every thread gets a fair share.
+    static func forEachInterleaved(_ count: Int, _ body: (Int) -> Void) {
+        let parts = min(threadCount, count)
+        if parts <= 1 { for i in 0..<count { body(i) }; return }
+        let pool = ComputePool.shared
+        withoutActuallyEscaping(body) { body in
+            nonisolated(unsafe) let run = body
+            pool.run { part in
+                guard part < parts else { return }
+                for i in stride(from: part, to: count, by: parts) { run(i) }
+            }
+        }
+    }
 }
