@@ -18,45 +18,45 @@ extension Kernels {
                         }
                         return
                     }
-                    // Tiles of 3 weight rows (converted to f32 once) × 4 activation rows.
-                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 3 * k)
-                    defer { scratch.deallocate() }
-                    var j = rows.lowerBound
-                    while j < rows.upperBound {
-                        let tile = min(3, rows.upperBound - j)
-                        var w = [UnsafePointer<Float>]()
-                        for t in 0..<tile {
-                            if weight.dtype == .f32 {
-                                w.append(weight.pointer.advanced(by: (j + t) * k * 4).assumingMemoryBound(to: Float.self))
-                            } else {
-                                weight.loadRow(j + t, into: scratch + t * k)
-                                w.append(UnsafePointer(scratch + t * k))
-                            }
+                    // Weight rows are taken in groups (about 1 MiB once converted to f32) and
+                    // activation rows in blocks of 64, so both stay in L2 while tiles of 3 weight
+                    // rows × 4 activation rows run over them.
+                    let groupRows = max(3, min(rows.count, (1 << 20) / (4 * k)) / 3 * 3)
+                    let converted = UnsafeMutablePointer<Float>.allocate(capacity: groupRows * k)
+                    defer { converted.deallocate() }
+                    var group = rows.lowerBound
+                    while group < rows.upperBound {
+                        let groupEnd = min(group + groupRows, rows.upperBound)
+                        func row(_ j: Int) -> UnsafePointer<Float> {
+                            weight.dtype == .f32 ? weight.pointer.advanced(by: j * k * 4).assumingMemoryBound(to: Float.self)
+                                : UnsafePointer(converted + (j - group) * k)
                         }
-                        let b = (0..<tile).map { bias?.value(j + $0) ?? 0 }
-                        var i = 0
-                        if tile == 3 {
-                            while i + 4 <= m {
-                                dot4x3(w[0], w[1], w[2], xBase + i * k, k, into: yBase + i * n + j, stride: n, bias: (b[0], b[1], b[2]))
-                                i += 4
-                            }
+                        if weight.dtype != .f32 {
+                            for j in group..<groupEnd { weight.loadRow(j, into: converted + (j - group) * k) }
                         }
-                        for t in 0..<tile {
-                            var r = i
-                            while r + 4 <= m {
-                                let d = dot4(w[t], xBase + r * k, k)
-                                yBase[r * n + j + t] = d.0 + b[t]
-                                yBase[(r + 1) * n + j + t] = d.1 + b[t]
-                                yBase[(r + 2) * n + j + t] = d.2 + b[t]
-                                yBase[(r + 3) * n + j + t] = d.3 + b[t]
-                                r += 4
+                        var block = 0
+                        while block < m {
+                            let blockEnd = min(block + 64, m)
+                            var j = group
+                            while j < groupEnd {
+                                let tile = min(3, groupEnd - j)
+                                let b = (0..<tile).map { bias?.value(j + $0) ?? 0 }
+                                var i = block
+                                if tile == 3 {
+                                    while i + 4 <= blockEnd {
+                                        dot4x3(row(j), row(j + 1), row(j + 2), xBase + i * k, k, into: yBase + i * n + j, stride: n,
+                                               bias: (b[0], b[1], b[2]))
+                                        i += 4
+                                    }
+                                }
+                                for t in 0..<tile {
+                                    for r in i..<blockEnd { yBase[r * n + j + t] = dot(xBase + r * k, row(j + t), k) + b[t] }
+                                }
+                                j += tile
                             }
-                            while r < m {
-                                yBase[r * n + j + t] = dot(xBase + r * k, w[t], k) + b[t]
-                                r += 1
-                            }
+                            block = blockEnd
                         }
-                        j += tile
+                        group = groupEnd
                     }
                 }
             }
