@@ -27,13 +27,17 @@ public enum Kernels {
     public static func rmsNorm(_ x: Matrix, _ weight: Weight, eps: Float) -> Matrix {
         var out = x
         let n = x.columns
+        let gain = weightAsFloats(weight)
         out.values.withUnsafeMutableBufferPointer { v in
-            for r in 0..<x.rows {
-                let row = v.baseAddress! + r * n
-                var sum: Float = 0
-                for i in 0..<n { sum += row[i] * row[i] }
-                let scale = 1 / (sum / Float(n) + eps).squareRoot()
-                for i in 0..<n { row[i] = row[i] * scale * weight.value(i) }
+            let base = v.baseAddress!
+            Parallel.forEach(x.rows, minimumPerThread: 16) { rows in
+                for r in rows {
+                    let row = base + r * n
+                    var sum: Float = 0
+                    for i in 0..<n { sum += row[i] * row[i] }
+                    let scale = 1 / (sum / Float(n) + eps).squareRoot()
+                    for i in 0..<n { row[i] = row[i] * scale * gain[i] }
+                }
             }
         }
         return out
@@ -42,31 +46,52 @@ public enum Kernels {
     public static func layerNorm(_ x: Matrix, _ weight: Weight, _ bias: Weight?, eps: Float) -> Matrix {
         var out = x
         let n = x.columns
+        let gain = weightAsFloats(weight)
+        let shift = bias.map(weightAsFloats) ?? [Float](repeating: 0, count: n)
         out.values.withUnsafeMutableBufferPointer { v in
-            for r in 0..<x.rows {
-                let row = v.baseAddress! + r * n
-                var mean: Float = 0
-                for i in 0..<n { mean += row[i] }
-                mean /= Float(n)
-                var variance: Float = 0
-                for i in 0..<n { variance += (row[i] - mean) * (row[i] - mean) }
-                variance /= Float(n)
-                let scale = 1 / (variance + eps).squareRoot()
-                for i in 0..<n { row[i] = (row[i] - mean) * scale * weight.value(i) + (bias?.value(i) ?? 0) }
+            let base = v.baseAddress!
+            Parallel.forEach(x.rows, minimumPerThread: 16) { rows in
+                for r in rows {
+                    let row = base + r * n
+                    var mean: Float = 0
+                    for i in 0..<n { mean += row[i] }
+                    mean /= Float(n)
+                    var variance: Float = 0
+                    for i in 0..<n { variance += (row[i] - mean) * (row[i] - mean) }
+                    variance /= Float(n)
+                    let scale = 1 / (variance + eps).squareRoot()
+                    for i in 0..<n { row[i] = (row[i] - mean) * scale * gain[i] + shift[i] }
+                }
             }
         }
         return out
     }
 
+    /// A vector weight (norm gain or bias) as f32.
+    static func weightAsFloats(_ weight: Weight) -> [Float] {
+        [Float](unsafeUninitializedCapacity: weight.elementCount) { buffer, count in
+            weight.loadRow(0, into: buffer.baseAddress!)
+            count = weight.elementCount
+        }
+    }
+
+    /// Applies `f` to every element, split across the compute threads.
+    static func elementwise(_ x: inout Matrix, _ f: (Float) -> Float) {
+        x.values.withUnsafeMutableBufferPointer { v in
+            let base = v.baseAddress!
+            Parallel.forEach(v.count, minimumPerThread: 4096) { range in
+                for i in range { base[i] = f(base[i]) }
+            }
+        }
+    }
+
     public static func silu(_ x: inout Matrix) {
-        x.values.withUnsafeMutableBufferPointer { v in for i in 0..<v.count { v[i] = v[i] / (1 + exp(-v[i])) } }
+        elementwise(&x) { $0 / (1 + exp(-$0)) }
     }
 
     /// The exact (erf) GELU.
     public static func gelu(_ x: inout Matrix) {
-        x.values.withUnsafeMutableBufferPointer { v in
-            for i in 0..<v.count { v[i] = 0.5 * v[i] * (1 + erf(v[i] / Float(2).squareRoot())) }
-        }
+        elementwise(&x) { 0.5 * $0 * (1 + erf($0 / Float(2).squareRoot())) }
     }
 
     public static func relu(_ x: inout Matrix) {
