@@ -5,6 +5,38 @@ import Foundation
 public struct Rope: Sendable {
     public let headDim: Int
     public let inverseFrequencies: [Float]
+    private let table = AngleTable()
+
+    /// cos and sin of every (position, frequency), computed once per position block and shared
+    /// by every layer (which would otherwise recompute them for q and k in each of them).
+    final class AngleTable: @unchecked Sendable {
+        static let blockPositions = 256
+        private let lock = NSLock()
+        /// Per block of positions: [position][cos… sin…]. Allocated once, never moved or freed
+        /// before the table, so rows can be read without the lock.
+        private var blocks: [UnsafeMutablePointer<Float>] = []
+
+        deinit { blocks.forEach { $0.deallocate() } }
+
+        func row(_ position: Int, _ inverse: [Float]) -> UnsafePointer<Float> {
+            let block = position / Self.blockPositions
+            lock.lock()
+            defer { lock.unlock() }
+            while blocks.count <= block {
+                let first = blocks.count * Self.blockPositions
+                let values = UnsafeMutablePointer<Float>.allocate(capacity: Self.blockPositions * 2 * inverse.count)
+                for p in 0..<Self.blockPositions {
+                    for (i, frequency) in inverse.enumerated() {
+                        let angle = Float(first + p) * frequency  // f32 product, as torch computes it
+                        values[p * 2 * inverse.count + i] = cos(angle)
+                        values[p * 2 * inverse.count + inverse.count + i] = sin(angle)
+                    }
+                }
+                blocks.append(values)
+            }
+            return UnsafePointer(blocks[block] + (position % Self.blockPositions) * 2 * inverse.count)
+        }
+    }
 
     public init(headDim: Int, theta: Double, scaling: ModelConfig.RopeScaling?) {
         self.headDim = headDim
@@ -27,14 +59,10 @@ public struct Rope: Sendable {
     public func apply(_ x: inout Matrix, heads: Int, positions: [Int]) {
         precondition(x.rows == positions.count && x.columns == heads * headDim)
         let half = headDim / 2
-        var cosines = [Float](repeating: 0, count: half), sines = [Float](repeating: 0, count: half)
         x.values.withUnsafeMutableBufferPointer { v in
             for (row, position) in positions.enumerated() {
-                for i in 0..<half {
-                    let angle = Float(position) * inverseFrequencies[i]  // f32 product, as torch computes it
-                    cosines[i] = cos(angle)
-                    sines[i] = sin(angle)
-                }
+                let angles = table.row(position, inverseFrequencies)
+                let cosines = angles, sines = angles + half
                 for head in 0..<heads {
                     let base = v.baseAddress! + row * x.columns + head * headDim
                     for i in 0..<half {
