@@ -4,4 +4,5 @@
 #include <signal.h>
 #include <string.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
 #include <liburing.h>

@@ -6,10 +6,13 @@ import CHydraShims
 public struct FileDescriptor: ~Copyable, Sendable {
     public let rawValue: Int32
     public let path: String
+    /// Opened with O_DIRECT: reads must be 4 KiB-aligned.
+    public let isDirect: Bool
 
-    public init(rawValue: Int32, path: String) {
+    public init(rawValue: Int32, path: String, isDirect: Bool = false) {
         self.rawValue = rawValue
         self.path = path
+        self.isDirect = isDirect
     }
 
     public static func open(_ path: String) throws -> FileDescriptor {
