@@ -38,6 +38,7 @@ let package = Package(
             dependencies: [
                 "HydraFormat",
                 "HydraEngine",
+                "HydraSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

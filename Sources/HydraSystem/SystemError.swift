@@ -20,7 +20,6 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Runs a system call, retrying on EINTR and throwing `SystemError` on any other failure.
-@inlinable
 public func retryingEINTR<T: BinaryInteger>(
     _ operation: String, path: String? = nil, _ call: () -> T
 ) throws -> T {

@@ -1,0 +1,58 @@
+import Foundation
+import Glibc
+import HydraSystem
+
+/// Reads a set of a store entry's chunks from the local disk into caller-provided, page-aligned
+/// memory through a `FileBatchReader` (io_uring): every chunk in flight at once, uncompressed
+/// chunks with O_DIRECT when `direct` (cold-start path: no page-cache copy), buffered otherwise.
+public struct ChunkFetcher {
+    public let entry: StoreEntry
+    public let reader: any FileBatchReader
+
+    public init(entry: StoreEntry, reader: any FileBatchReader) {
+        self.entry = entry
+        self.reader = reader
+    }
+
+    /// Reads each chunk `indices[i]` into `destinations[i]` (at least its storedBytes long).
+    /// Compressed chunks arrive still compressed; decode them with `ChunkCodec`.
+    public func fetch(_ indices: [Int], into destinations: [UnsafeMutableRawPointer], direct: Bool) async throws {
+        precondition(indices.count == destinations.count)
+        var files: [FileHandleBox] = []
+        var reads: [FileRead] = []
+        for (index, destination) in zip(indices, destinations) {
+            let chunk = entry.manifest.chunks[index]
+            let path = entry.store.chunkPath(chunk.sha256)
+            let aligned = chunk.storedBytes % Manifest.alignmentBytes == 0
+            let box = try FileHandleBox(FileReaders.open(path, direct: direct && aligned))
+            files.append(box)
+            reads.append(FileRead(fd: box.fd, offset: 0, length: chunk.storedBytes, buffer: destination, path: path))
+        }
+        do {
+            try await reader.read(reads)
+        } catch let error as ShortRead {
+            throw FormatError(error.path, "chunk file is shorter than the manifest says: \(error)")
+        }
+        withExtendedLifetime(files) {}
+    }
+
+    /// Drops the entry's chunk files from the page cache (for cold-read measurements).
+    public func evictFromPageCache(_ indices: [Int]) {
+        for index in indices {
+            let path = entry.store.chunkPath(entry.manifest.chunks[index].sha256)
+            let fd = open(path, O_RDONLY)
+            guard fd >= 0 else { continue }
+            _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+            close(fd)
+        }
+    }
+}
+
+/// An open file kept alive while reads into it are in flight.
+final class FileHandleBox: @unchecked Sendable {
+    let fd: Int32
+    init(_ descriptor: consuming FileDescriptor) {
+        fd = dup(descriptor.rawValue)
+    }
+    deinit { close(fd) }
+}

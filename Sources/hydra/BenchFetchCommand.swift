@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import HydraFormat
+import HydraSystem
+
+struct BenchFetchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fetch",
+        abstract: "Store → memory through the io_uring reader, cold and warm, next to fio and cat on the same chunk files.",
+        discussion: """
+        Reads every chunk of the synthetic ~2 GB model and of SmolLM2 (bf16), converted into \
+        --work-dir on first use. Cold runs drop the chunk files from the page cache first \
+        (posix_fadvise DONTNEED) and read with O_DIRECT; warm runs read through the page cache. The \
+        destination memory is allocated and touched before timing, as a loaded device arena would be. \
+        Peers: fio (io_uring, 4 MiB blocks, iodepth 16; O_DIRECT cold, buffered warm) and cat. \
+        Contenders alternate run by run; medians over --runs. (The remote and emulated-link parts of \
+        issue 3's benchmark need the storage servers.)
+        """
+    )
+
+    @Option(help: "Folder for the models' stores (on the disk you want to measure).")
+    var workDir: String = NSTemporaryDirectory() + "hydra-bench-fetch"
+    @Option(help: "Runs per contender.") var runs: Int = 5
+    @Option(help: "Where to write the JSON figures.") var jsonOut: String = "bench-fetch.json"
+    @Option(help: "(internal) measure one read of STORE:NAME and print JSON.") var measureEntry: String?
+    @Flag(help: "(internal) with --measure-entry: cold (O_DIRECT after eviction) rather than warm.") var cold = false
+
+    func run() throws {
+        try runReportingErrors {
+            if let measureEntry { return try measureOnce(measureEntry) }
+            try compare()
+        }
+    }
+
+    func measureOnce(_ location: String) throws {
+        let parts = location.split(separator: ":", maxSplits: 1).map(String.init)
+        let entry = try StoreEntry(store: StoreDirectory(root: parts[0]), name: parts[1])
+        let reader = FileReaders.make()
+        let fetcher = ChunkFetcher(entry: entry, reader: reader)
+        let indices = Array(Set(entry.manifest.chunks.indices.map { entry.manifest.chunks[$0].sha256 }).enumerated()).map { pair in
+            entry.manifest.chunks.firstIndex { $0.sha256 == pair.element }!
+        }.sorted()
+        let total = indices.reduce(0) { $0 + entry.manifest.chunks[$1].storedBytes }
+        let arena = AlignedBuffer(count: total)
+        memset(arena.baseAddress, 0, total)  // a loaded arena's pages are already resident
+        var destinations: [UnsafeMutableRawPointer] = []
+        var offset = 0
+        for index in indices {
+            destinations.append(arena.baseAddress + offset)
+            offset += entry.manifest.chunks[index].storedBytes
+        }
+        if cold { fetcher.evictFromPageCache(indices) }
+        let started = DispatchTime.now()
+        try ChunkFetcherBlocking.fetch(fetcher, indices, destinations, direct: cold)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        let json: [String: Any] = ["bytes": total, "seconds": seconds, "backend": reader.backend]
+        print(String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self))
+    }
+
+    struct Row: Codable {
+        var model: String
+        var contender: String
+        var mode: String
+        var bytes: Int
+        var seconds: [Double]
+        var gigabytesPerSecond: Double { Double(bytes) / median(seconds) / 1e9 }
+    }
+
+    func compare() throws {
+        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+        let store = workDir + "/store"
+        var models: [(String, String)] = []
+        let synthetic = workDir + "/synthetic-2gb"
+        if (try? StoreEntry(store: StoreDirectory(root: store), name: "synthetic-2gb")) == nil {
+            Terminal.note("writing and converting the synthetic model into \(store)…")
+            try SyntheticModel.twoGB.write(to: synthetic)
+            guard try ChildProcess.run([ChildProcess.selfPath, "convert", synthetic, store, "--name", "synthetic-2gb"]).status == 0 else {
+                throw BenchError("conversion of the synthetic model failed")
+            }
+            try? FileManager.default.removeItem(atPath: synthetic)
+        }
+        models.append(("synthetic-2GB", "synthetic-2gb"))
+        let gguf = SmolLM2.defaultGGUFPath
+        if FileManager.default.fileExists(atPath: gguf) {
+            if (try? StoreEntry(store: StoreDirectory(root: store), name: "smollm2")) == nil {
+                _ = try ChildProcess.run([ChildProcess.selfPath, "convert", gguf, store, "--name", "smollm2", "--dtype", "bf16"])
+            }
+            models.append(("SmolLM2-135M bf16", "smollm2"))
+        }
+        let haveFio = FileManager.default.isExecutableFile(atPath: "/usr/bin/fio")
+        if !haveFio { Terminal.note("fio not found (apt-get install fio): measuring without it") }
+
+        var rows: [Row] = []
+        for (label, name) in models {
+            let entry = try StoreEntry(store: StoreDirectory(root: store), name: name)
+            let files = Array(Set(entry.manifest.chunks.map { entry.store.chunkPath($0.sha256) })).sorted()
+            let bytes = Set(entry.manifest.chunks.map(\.sha256)).count > 0
+                ? Dictionary(entry.manifest.chunks.map { ($0.sha256, $0.storedBytes) }, uniquingKeysWith: { a, _ in a }).values.reduce(0, +) : 0
+            let fetcher = ChunkFetcher(entry: entry, reader: FileReaders.make())
+            // fio reads a folder of hard links to exactly this entry's chunk files (same inodes,
+            // so the same page-cache state); its --filename list cannot hold hundreds of paths.
+            let fioFolder = workDir + "/fio-" + name
+            try? FileManager.default.removeItem(atPath: fioFolder)
+            try FileManager.default.createDirectory(atPath: fioFolder, withIntermediateDirectories: true)
+            for file in files { link(file, fioFolder + "/" + URL(fileURLWithPath: file).lastPathComponent) }
+            defer { try? FileManager.default.removeItem(atPath: fioFolder) }
+            let all = Array(entry.manifest.chunks.indices)
+            for mode in ["cold", "warm"] {
+                var contenders: [(String, [String])] = [
+                    ("hydra (io_uring)", [ChildProcess.selfPath, "bench", "fetch", "--measure-entry", store + ":" + name] + (mode == "cold" ? ["--cold"] : [])),
+                    ("cat", ["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files),
+                ]
+                if haveFio {
+                    contenders.append(("fio", ["fio", "--name=read", "--rw=read", "--bs=4M", "--iodepth=16", "--ioengine=io_uring",
+                                               "--direct=\(mode == "cold" ? 1 : 0)", "--invalidate=0", "--output-format=json",
+                                               "--file_service_type=sequential", "--opendir=" + fioFolder]))
+                }
+                var times: [String: [Double]] = [:]
+                for run in 1...runs {
+                    for (contender, argv) in run % 2 == 1 ? contenders : contenders.reversed() {
+                        if mode == "cold" { fetcher.evictFromPageCache(all) } else { _ = try ChildProcess.run(["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files) }
+                        warmMemory(bytes: 1 << 30)
+                        let started = DispatchTime.now()
+                        let (result, output) = try ChildProcess.runCapturing(argv)
+                        var seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+                        guard result.status == 0 else { throw BenchError("\(contender) failed with status \(result.status)") }
+                        if contender.hasPrefix("hydra"), let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] {
+                            seconds = json["seconds"] as! Double  // the read itself, without process start and allocation
+                        } else if contender == "fio", let start = output.firstIndex(of: "{"),
+                                  let json = try? JSONSerialization.jsonObject(with: Data(output[start...].utf8)) as? [String: Any],
+                                  let job = (json["jobs"] as? [[String: Any]])?.first, let read = job["read"] as? [String: Any],
+                                  let runtime = read["runtime"] as? Double, runtime > 0 {
+                            seconds = runtime / 1000  // fio's own read time, in milliseconds
+                        }
+                        times[contender, default: []].append(seconds)
+                    }
+                }
+                for (contender, _) in contenders {
+                    rows.append(Row(model: label, contender: contender, mode: mode, bytes: bytes, seconds: times[contender]!))
+                }
+            }
+        }
+        var lines = ["| model | mode | contender | median GB/s | min–max s | hydra vs this |", "|---|---|---|---|---|---|"]
+        for row in rows {
+            let ours = rows.first { $0.model == row.model && $0.mode == row.mode && $0.contender.hasPrefix("hydra") }!
+            lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %@ |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
+                                row.seconds.min()!, row.seconds.max()!,
+                                row.contender.hasPrefix("hydra") ? "—" : String(format: "%.2f×", ours.gigabytesPerSecond / row.gigabytesPerSecond)))
+        }
+        lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena.")
+        print(lines.joined(separator: "\n"))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(rows).write(to: URL(fileURLWithPath: jsonOut))
+        Terminal.note("figures written to \(jsonOut)")
+    }
+}
+
+/// Runs an async fetch from synchronous code.
+enum ChunkFetcherBlocking {
+    static func fetch(_ fetcher: ChunkFetcher, _ indices: [Int], _ destinations: [UnsafeMutableRawPointer], direct: Bool) throws {
+        let done = DispatchSemaphore(value: 0)
+        let failure = LockedBox<Error?>(nil)
+        nonisolated(unsafe) let targets = destinations
+        nonisolated(unsafe) let work = fetcher
+        Task.detached {
+            do { try await work.fetch(indices, into: targets, direct: direct) } catch { failure.value = error }
+            done.signal()
+        }
+        done.wait()
+        if let error = failure.value { throw error }
+    }
+}
