@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Numeric loops (dequantisation, kernels) run 10–100× slower unoptimised; the test suite runs
@@ -14,9 +14,12 @@ let package = Package(
         .executable(name: "hydra", targets: ["hydra"]),
         .library(name: "HydraFormat", targets: ["HydraFormat"]),
         .library(name: "HydraEngine", targets: ["HydraEngine"]),
+        .library(name: "HydraStore", targets: ["HydraStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // No default traits: swift-configuration support and full Foundation are not needed here.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
         // C libraries, each behind a system-library target (DESIGN.md §8).
@@ -33,11 +36,16 @@ let package = Package(
         ),
         .target(name: "HydraFormat", dependencies: ["HydraSystem"], swiftSettings: optimizedEvenInDebug),
         .target(name: "HydraEngine", dependencies: ["HydraFormat"], swiftSettings: optimizedEvenInDebug + vectorISA),
+        .target(
+            name: "HydraStore",
+            dependencies: ["HydraFormat", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
         .executableTarget(
             name: "hydra",
             dependencies: [
                 "HydraFormat",
                 "HydraEngine",
+                "HydraStore",
                 "HydraSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -46,6 +54,7 @@ let package = Package(
         .testTarget(name: "HydraSystemTests", dependencies: ["HydraSystem"]),
         .testTarget(name: "HydraFormatTests", dependencies: ["HydraFormat"]),
         .testTarget(name: "HydraEngineTests", dependencies: ["HydraEngine"]),
+        .testTarget(name: "HydraStoreTests", dependencies: ["HydraStore"]),
         // Runs the built `hydra` binary; depends on it so `swift test` builds it first.
         .testTarget(name: "HydraCLITests", dependencies: ["hydra"]),
     ]

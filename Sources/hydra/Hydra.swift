@@ -1,11 +1,11 @@
 import ArgumentParser
 
 @main
-struct Hydra: ParsableCommand {
+struct Hydra: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hydra",
         abstract: "HydraServe: serverless LLM serving with fast cold starts.",
         discussion: "A model is converted once into a chunked store; every other command reads it from there.",
-        subcommands: [ConvertCommand.self, InspectCommand.self, VerifyCommand.self, GenerateCommand.self, BenchCommand.self]
+        subcommands: [ConvertCommand.self, InspectCommand.self, VerifyCommand.self, GenerateCommand.self, StoreCommand.self, BenchCommand.self]
     )
 }

@@ -1,0 +1,174 @@
+import Foundation
+import Glibc
+import HydraFormat
+import HydraSystem
+import Hummingbird
+import Logging
+import NIOCore
+
+/// `hydra store serve`: serves manifests and chunks of a store over HTTP/1.1 with Range support.
+/// Disk reads go through the io_uring reader in bounded pieces (memory per connection is one
+/// piece, never a whole chunk); names are validated before any path is built, so nothing
+/// outside the store root can be read.
+public struct RemoteStoreServer: Sendable {
+    public struct Configuration: Sendable {
+        public var root: String
+        public var host = "127.0.0.1"
+        public var port = 8470
+        /// When set, every request but /healthz needs `Authorization: Bearer <token>`.
+        public var token: String?
+        /// Disk reads in flight across all connections.
+        public var maxConcurrentReads = 64
+        /// Bytes read and sent per piece of a response body.
+        public var pieceBytes = 1 << 20
+
+        public init(root: String) { self.root = root }
+    }
+
+    public let configuration: Configuration
+    let store: StoreDirectory
+    let reader: any FileBatchReader
+    let limiter: ReadLimiter
+
+    public init(configuration: Configuration, reader: (any FileBatchReader)? = nil) {
+        self.configuration = configuration
+        store = StoreDirectory(root: configuration.root)
+        self.reader = reader ?? FileReaders.make()
+        limiter = ReadLimiter(limit: configuration.maxConcurrentReads)
+    }
+
+    /// The Hummingbird application; `onServerRunning` learns the bound port (useful with port 0).
+    public func application(logger: Logger = Logger(label: "hydra.store"),
+                            onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router()
+        router.add(middleware: BearerTokenMiddleware(token: configuration.token))
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/v1/models") { _, _ in try modelList() }
+        router.get("/v1/models/:name/manifest") { _, context in
+            try manifest(context.parameters.require("name"))
+        }
+        router.get("/v1/chunks/:hash") { request, context in
+            try await chunk(context.parameters.require("hash"), request: request, sendBody: true)
+        }
+        router.head("/v1/chunks/:hash") { request, context in
+            try await chunk(context.parameters.require("hash"), request: request, sendBody: false)
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "hydra-store"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    }
+
+    func modelList() throws -> Response {
+        let names = try store.modelNames()
+        let body = try JSONValue.object(["models": .array(names.map { .string($0) })]).encoded()
+        return Self.json(body)
+    }
+
+    func manifest(_ name: String) throws -> Response {
+        guard StoreDirectory.isValidModelName(name) else {
+            throw HTTPError(.badRequest, message: "invalid model name")
+        }
+        guard let bytes = FileManager.default.contents(atPath: store.manifestPath(name)) else {
+            throw HTTPError(.notFound, message: "no model '\(name)' in this store")
+        }
+        return Self.json(Array(bytes))
+    }
+
+    static func json(_ bytes: [UInt8]) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    func chunk(_ hash: String, request: Request, sendBody: Bool) async throws -> Response {
+        // Only 64 lowercase hex digits name a chunk: "..", "/", encoded traversal and absolute
+        // paths never reach the file system.
+        guard isSHA256Hex(hash) else { throw HTTPError(.badRequest, message: "a chunk name is 64 lowercase hex digits") }
+        let path = store.chunkPath(hash)
+        let descriptor: HydraSystem.FileDescriptor
+        do { descriptor = try HydraSystem.FileDescriptor.open(path) } catch {
+            throw HTTPError(.notFound, message: "no chunk \(hash)")
+        }
+        let file = OpenFile(descriptor)
+        let length = try file.size()
+        var headers: HTTPFields = [.acceptRanges: "bytes", .eTag: "\"\(hash)\"", .contentType: "application/octet-stream"]
+        let range: ByteRange
+        let status: HTTPResponse.Status
+        switch ByteRange.resolve(request.headers[.range], length: length) {
+        case .whole:
+            range = ByteRange(first: 0, last: length - 1)
+            status = .ok
+        case .partial(let partial):
+            range = partial
+            status = .partialContent
+            headers[.contentRange] = "bytes \(partial.first)-\(partial.last)/\(length)"
+        case .unsatisfiable:
+            headers[.contentRange] = "bytes */\(length)"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        }
+        headers[.contentLength] = String(max(range.count, 0))
+        guard sendBody, length > 0 else { return Response(status: status, headers: headers) }
+        let pieceBytes = configuration.pieceBytes
+        let reader = self.reader, limiter = self.limiter
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: range.count) { writer in
+            var offset = range.first
+            let piece = SharedBuffer(count: min(pieceBytes, range.count))
+            while offset <= range.last {
+                let count = min(piece.count, range.last - offset + 1)
+                await limiter.acquire()
+                do {
+                    try await reader.read([FileRead(fd: file.fd, offset: offset, length: count, buffer: piece.baseAddress, path: path)])
+                } catch {
+                    await limiter.release()
+                    throw error
+                }
+                await limiter.release()
+                try await writer.write(ByteBuffer(bytes: UnsafeRawBufferPointer(start: piece.baseAddress, count: count)))
+                offset += count
+            }
+            try await writer.finish(nil)
+        })
+    }
+}
+
+/// Keeps a file open for as long as a streamed response needs it.
+final class OpenFile: @unchecked Sendable {
+    let fd: Int32
+    private let path: String
+
+    init(_ descriptor: consuming HydraSystem.FileDescriptor) {
+        path = descriptor.path
+        fd = dup(descriptor.rawValue)
+    }
+
+    deinit { close(fd) }
+
+    func size() throws -> Int {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SystemError("fstat", path: path, errno: errno) }
+        return Int(info.st_size)
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` when a token is configured (except for /healthz).
+struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token, request.uri.path != "/healthz" else { return try await next(request, context) }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+              constantTimeEqual(Array(header.utf8.dropFirst(7)), Array(token.utf8)) else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Compares secrets without leaking where they differ through timing.
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for (x, y) in zip(a, b) { difference |= x ^ y }
+    return difference == 0
+}

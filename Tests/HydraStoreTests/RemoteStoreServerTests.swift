@@ -1,0 +1,159 @@
+import Foundation
+import Hummingbird
+import Logging
+import Testing
+import HydraFormat
+import HydraSystem
+@testable import HydraStore
+
+/// A store with one converted fixture, served on a port the test picks (0: the kernel's choice).
+final class ServedStore: @unchecked Sendable {
+    let root: String
+    let entry: StoreEntry
+    private(set) var port = 0
+    private var task: Task<Void, Error>?
+
+    init(token: String? = nil, model: String = "llama2-tiny") async throws {
+        root = NSTemporaryDirectory() + "hydra-served-" + UUID().uuidString
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures").path
+        var options = ConvertOptions(name: "m")
+        options.chunkSizeBytes = 64 << 10
+        _ = try Converter.convert(try Converter.loadSource(fixtures + "/tiny/" + model), into: StoreDirectory(root: root), options: options)
+        entry = try StoreEntry(store: StoreDirectory(root: root), name: "m")
+        var configuration = RemoteStoreServer.Configuration(root: root)
+        configuration.port = 0
+        configuration.token = token
+        configuration.pieceBytes = 16 << 10  // several pieces per chunk
+        let ready = LockedBox<Int>(0)
+        var quiet = Logger(label: "hydra.store.test")
+        quiet.logLevel = .critical  // cancelling the server task at the end logs a harmless close error
+        let app = RemoteStoreServer(configuration: configuration).application(logger: quiet) { ready.value = $0 }
+        task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        for _ in 0..<500 where ready.value == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        port = ready.value
+        guard port != 0 else { throw POSIXError(.ETIMEDOUT) }
+    }
+
+    func stop() async {
+        task?.cancel()
+        _ = await task?.result
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// Runs `body` against a served store and always stops the server afterwards.
+    static func with(token: String? = nil, model: String = "llama2-tiny", _ body: (ServedStore) async throws -> Void) async throws {
+        let served = try await ServedStore(token: token, model: model)
+        do { try await body(served) } catch {
+            await served.stop()
+            throw error
+        }
+        await served.stop()
+    }
+
+    func chunkBytes(_ hash: String) -> [UInt8] {
+        Array(FileManager.default.contents(atPath: entry.store.chunkPath(hash))!)
+    }
+}
+
+@Suite(.serialized) struct RemoteStoreServerTests {
+    @Test func modelsManifestAndWholeChunks() async throws {
+        try await ServedStore.with { served in
+            let models = try TestHTTP.request(port: served.port, "/v1/models")
+            #expect(models.status == 200 && String(decoding: models.body, as: UTF8.self) == "{\"models\":[\"m\"]}")
+            let manifest = try TestHTTP.request(port: served.port, "/v1/models/m/manifest")
+            #expect(manifest.status == 200)
+            #expect(try Manifest.decode(manifest.body, file: "remote") == served.entry.manifest)
+            for chunk in served.entry.manifest.chunks {
+                let response = try TestHTTP.request(port: served.port, "/v1/chunks/\(chunk.sha256)")
+                #expect(response.status == 200 && response.body == served.chunkBytes(chunk.sha256))
+                #expect(response.headers["etag"] == "\"\(chunk.sha256)\"" && response.headers["accept-ranges"] == "bytes")
+                #expect(SHA256Hasher.hex(response.body) == chunk.sha256)
+            }
+            let head = try TestHTTP.request(port: served.port, "/v1/chunks/\(served.entry.manifest.chunks[0].sha256)", method: "HEAD")
+            #expect(head.status == 200 && head.body.isEmpty && head.headers["content-length"] == String(served.entry.manifest.chunks[0].storedBytes))
+        }
+    }
+
+    @Test func rangesAndBadRanges() async throws {
+        try await ServedStore.with { served in
+            let chunk = served.entry.manifest.chunks.max { $0.storedBytes < $1.storedBytes }!
+            let bytes = served.chunkBytes(chunk.sha256)
+            let path = "/v1/chunks/\(chunk.sha256)"
+            for (header, range) in [("bytes=0-99", 0..<100), ("bytes=5000-", 5000..<bytes.count), ("bytes=-10", (bytes.count - 10)..<bytes.count),
+                                    ("bytes=100-\(bytes.count + 500)", 100..<bytes.count)] {
+                let response = try TestHTTP.request(port: served.port, path, headers: ["Range": header])
+                #expect(response.status == 206, "\(header)")
+                #expect(response.body == Array(bytes[range]), "\(header)")
+                #expect(response.headers["content-range"] == "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(bytes.count)")
+            }
+            for header in ["bytes=\(bytes.count)-", "bytes=50-10", "bytes=0-1,5-9", "bytes=-0"] {
+                let response = try TestHTTP.request(port: served.port, path, headers: ["Range": header])
+                #expect(response.status == 416, "\(header)")
+                #expect(response.headers["content-range"] == "bytes */\(bytes.count)")
+            }
+        }
+    }
+
+    @Test func unknownAndInvalidNames() async throws {
+        try await ServedStore.with { served in
+            // A file outside the store root that traversal would reach.
+            let secret = served.root + "/../hydra-secret-\(UUID().uuidString)"
+            FileManager.default.createFile(atPath: secret, contents: Data("secret".utf8))
+            defer { try? FileManager.default.removeItem(atPath: secret) }
+            #expect(try TestHTTP.request(port: served.port, "/v1/chunks/" + String(repeating: "ab", count: 32)).status == 404)
+            #expect(try TestHTTP.request(port: served.port, "/v1/models/nope/manifest").status == 404)
+            for path in ["/v1/chunks/..%2F..%2Fetc%2Fpasswd", "/v1/chunks/%2Fetc%2Fpasswd", "/v1/chunks/..", "/v1/chunks/ABCDEF",
+                         "/v1/models/..%2Fmodels%2Fm/manifest", "/v1/models/%2Fetc%2Fpasswd/manifest", "/v1/models/..%2F..%2Fhydra-secret/manifest"] {
+                let response = try TestHTTP.request(port: served.port, path)
+                #expect(response.status == 400 || response.status == 404, "\(path) → \(response.status)")
+                #expect(!String(decoding: response.body, as: UTF8.self).contains("secret"))
+                #expect(!String(decoding: response.body, as: UTF8.self).contains("root:"))
+            }
+            #expect(try TestHTTP.request(port: served.port, "/v1/chunks/..%2F..%2Fetc%2Fpasswd").status == 400)
+            #expect(try TestHTTP.request(port: served.port, "/v1/models/..%2Fx/manifest").status == 400)
+        }
+    }
+
+    @Test func bearerToken() async throws {
+        try await ServedStore.with(token: "s3cret-token") { served in
+            #expect(try TestHTTP.request(port: served.port, "/v1/models").status == 401)
+            #expect(try TestHTTP.request(port: served.port, "/v1/models", headers: ["Authorization": "Bearer wrong-token!"]).status == 401)
+            let missing = try TestHTTP.request(port: served.port, "/v1/chunks/\(served.entry.manifest.chunks[0].sha256)")
+            #expect(missing.status == 401 && missing.headers["www-authenticate"] == "Bearer")
+            #expect(try TestHTTP.request(port: served.port, "/v1/models", headers: ["Authorization": "Bearer s3cret-token"]).status == 200)
+            #expect(try TestHTTP.request(port: served.port, "/healthz").status == 200)
+        }
+    }
+
+    @Test func twoHundredConcurrentRangeRequests() async throws {
+        try await ServedStore.with(model: "llama3-tiny") { served in
+            let chunks = served.entry.manifest.chunks
+            let expected = Dictionary(chunks.map { ($0.sha256, served.chunkBytes($0.sha256)) }, uniquingKeysWith: { a, _ in a })
+            let failures = LockedBox<[String]>([])
+            let port = served.port
+            // 200 requests from 200 threads at once: each a different range of some chunk.
+            let group = DispatchGroup()
+            for i in 0..<200 {
+                group.enter()
+                let chunk = chunks[i % chunks.count]
+                let bytes = expected[chunk.sha256]!
+                let first = (i * 977) % max(1, bytes.count - 1)
+                let last = min(bytes.count - 1, first + 4096 + i * 31)
+                Thread.detachNewThread {
+                    defer { group.leave() }
+                    do {
+                        let response = try TestHTTP.request(port: port, "/v1/chunks/\(chunk.sha256)", headers: ["Range": "bytes=\(first)-\(last)"])
+                        if response.status != 206 || response.body != Array(bytes[first...last]) {
+                            failures.value.append("request \(i): status \(response.status), \(response.body.count) bytes")
+                        }
+                    } catch {
+                        failures.value.append("request \(i): \(error)")
+                    }
+                }
+            }
+            let finished = group.wait(timeout: .now() + 60)
+            #expect(finished == .success)
+            #expect(failures.value.isEmpty, "\(failures.value.prefix(5))")
+        }
+    }
+}
