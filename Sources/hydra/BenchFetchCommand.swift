@@ -34,8 +34,7 @@ struct BenchFetchCommand: ParsableCommand {
     }
 
     func measureOnce(_ location: String) throws {
-        let parts = location.split(separator: ":", maxSplits: 1).map(String.init)
-        let entry = try StoreEntry(store: StoreDirectory(root: parts[0]), name: parts[1])
+        let entry = try openMeasuredEntry(location)
         let reader = FileReaders.make()
         let fetcher = ChunkFetcher(entry: entry, reader: reader)
         let indices = Array(Set(entry.manifest.chunks.indices.map { entry.manifest.chunks[$0].sha256 }).enumerated()).map { pair in

@@ -37,8 +37,7 @@ struct BenchGenerateCommand: ParsableCommand {
 
     /// One in-process measurement of our engine (run as a child, so its peak RSS is its own).
     func measureOnce(_ location: String) throws {
-        let parts = location.split(separator: ":", maxSplits: 1).map(String.init)
-        let entry = try StoreEntry(store: StoreDirectory(root: parts[0]), name: parts[1])
+        let entry = try openMeasuredEntry(location)
         let ids = promptIDs!.split(separator: ",").map { Int($0)! }
         let runner = try StageRunner(entry: entry)
         let engine = try Engine(runner: runner)

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import HydraFormat
 
 /// Runs a program to completion, measuring wall time and its peak resident memory.
 struct ChildProcess {
@@ -69,4 +70,11 @@ func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     guard !sorted.isEmpty else { return .nan }
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// Opens the entry a benchmark child measures, given as STORE:NAME.
+func openMeasuredEntry(_ location: String) throws -> StoreEntry {
+    let parts = location.split(separator: ":", maxSplits: 1).map(String.init)
+    guard parts.count == 2 else { throw BenchError("expected STORE:NAME, got '\(location)'") }
+    return try StoreEntry(store: StoreDirectory(root: parts[0]), name: parts[1])
 }
