@@ -28,7 +28,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // The one shim: only what Swift cannot call or see (macros such as O_DIRECT).
-        .target(name: "CHydraShims"),
+        .target(name: "CHydraShims", linkerSettings: [.linkedLibrary("curl")]),
 
         .target(
             name: "HydraSystem",

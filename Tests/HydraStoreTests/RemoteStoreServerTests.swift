@@ -58,18 +58,18 @@ final class ServedStore: @unchecked Sendable {
 @Suite(.serialized) struct RemoteStoreServerTests {
     @Test func modelsManifestAndWholeChunks() async throws {
         try await ServedStore.with { served in
-            let models = try TestHTTP.request(port: served.port, "/v1/models")
+            let models = try await TestHTTP.request(port: served.port, "/v1/models")
             #expect(models.status == 200 && String(decoding: models.body, as: UTF8.self) == "{\"models\":[\"m\"]}")
-            let manifest = try TestHTTP.request(port: served.port, "/v1/models/m/manifest")
+            let manifest = try await TestHTTP.request(port: served.port, "/v1/models/m/manifest")
             #expect(manifest.status == 200)
             #expect(try Manifest.decode(manifest.body, file: "remote") == served.entry.manifest)
             for chunk in served.entry.manifest.chunks {
-                let response = try TestHTTP.request(port: served.port, "/v1/chunks/\(chunk.sha256)")
+                let response = try await TestHTTP.request(port: served.port, "/v1/chunks/\(chunk.sha256)")
                 #expect(response.status == 200 && response.body == served.chunkBytes(chunk.sha256))
                 #expect(response.headers["etag"] == "\"\(chunk.sha256)\"" && response.headers["accept-ranges"] == "bytes")
                 #expect(SHA256Hasher.hex(response.body) == chunk.sha256)
             }
-            let head = try TestHTTP.request(port: served.port, "/v1/chunks/\(served.entry.manifest.chunks[0].sha256)", method: "HEAD")
+            let head = try await TestHTTP.request(port: served.port, "/v1/chunks/\(served.entry.manifest.chunks[0].sha256)", method: "HEAD")
             #expect(head.status == 200 && head.body.isEmpty && head.headers["content-length"] == String(served.entry.manifest.chunks[0].storedBytes))
         }
     }
@@ -81,13 +81,13 @@ final class ServedStore: @unchecked Sendable {
             let path = "/v1/chunks/\(chunk.sha256)"
             for (header, range) in [("bytes=0-99", 0..<100), ("bytes=5000-", 5000..<bytes.count), ("bytes=-10", (bytes.count - 10)..<bytes.count),
                                     ("bytes=100-\(bytes.count + 500)", 100..<bytes.count)] {
-                let response = try TestHTTP.request(port: served.port, path, headers: ["Range": header])
+                let response = try await TestHTTP.request(port: served.port, path, headers: ["Range": header])
                 #expect(response.status == 206, "\(header)")
                 #expect(response.body == Array(bytes[range]), "\(header)")
                 #expect(response.headers["content-range"] == "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(bytes.count)")
             }
             for header in ["bytes=\(bytes.count)-", "bytes=50-10", "bytes=0-1,5-9", "bytes=-0"] {
-                let response = try TestHTTP.request(port: served.port, path, headers: ["Range": header])
+                let response = try await TestHTTP.request(port: served.port, path, headers: ["Range": header])
                 #expect(response.status == 416, "\(header)")
                 #expect(response.headers["content-range"] == "bytes */\(bytes.count)")
             }
@@ -100,28 +100,28 @@ final class ServedStore: @unchecked Sendable {
             let secret = served.root + "/../hydra-secret-\(UUID().uuidString)"
             FileManager.default.createFile(atPath: secret, contents: Data("secret".utf8))
             defer { try? FileManager.default.removeItem(atPath: secret) }
-            #expect(try TestHTTP.request(port: served.port, "/v1/chunks/" + String(repeating: "ab", count: 32)).status == 404)
-            #expect(try TestHTTP.request(port: served.port, "/v1/models/nope/manifest").status == 404)
+            #expect(try await TestHTTP.request(port: served.port, "/v1/chunks/" + String(repeating: "ab", count: 32)).status == 404)
+            #expect(try await TestHTTP.request(port: served.port, "/v1/models/nope/manifest").status == 404)
             for path in ["/v1/chunks/..%2F..%2Fetc%2Fpasswd", "/v1/chunks/%2Fetc%2Fpasswd", "/v1/chunks/..", "/v1/chunks/ABCDEF",
                          "/v1/models/..%2Fmodels%2Fm/manifest", "/v1/models/%2Fetc%2Fpasswd/manifest", "/v1/models/..%2F..%2Fhydra-secret/manifest"] {
-                let response = try TestHTTP.request(port: served.port, path)
+                let response = try await TestHTTP.request(port: served.port, path)
                 #expect(response.status == 400 || response.status == 404, "\(path) → \(response.status)")
                 #expect(!String(decoding: response.body, as: UTF8.self).contains("secret"))
                 #expect(!String(decoding: response.body, as: UTF8.self).contains("root:"))
             }
-            #expect(try TestHTTP.request(port: served.port, "/v1/chunks/..%2F..%2Fetc%2Fpasswd").status == 400)
-            #expect(try TestHTTP.request(port: served.port, "/v1/models/..%2Fx/manifest").status == 400)
+            #expect(try await TestHTTP.request(port: served.port, "/v1/chunks/..%2F..%2Fetc%2Fpasswd").status == 400)
+            #expect(try await TestHTTP.request(port: served.port, "/v1/models/..%2Fx/manifest").status == 400)
         }
     }
 
     @Test func bearerToken() async throws {
         try await ServedStore.with(token: "s3cret-token") { served in
-            #expect(try TestHTTP.request(port: served.port, "/v1/models").status == 401)
-            #expect(try TestHTTP.request(port: served.port, "/v1/models", headers: ["Authorization": "Bearer wrong-token!"]).status == 401)
-            let missing = try TestHTTP.request(port: served.port, "/v1/chunks/\(served.entry.manifest.chunks[0].sha256)")
+            #expect(try await TestHTTP.request(port: served.port, "/v1/models").status == 401)
+            #expect(try await TestHTTP.request(port: served.port, "/v1/models", headers: ["Authorization": "Bearer wrong-token!"]).status == 401)
+            let missing = try await TestHTTP.request(port: served.port, "/v1/chunks/\(served.entry.manifest.chunks[0].sha256)")
             #expect(missing.status == 401 && missing.headers["www-authenticate"] == "Bearer")
-            #expect(try TestHTTP.request(port: served.port, "/v1/models", headers: ["Authorization": "Bearer s3cret-token"]).status == 200)
-            #expect(try TestHTTP.request(port: served.port, "/healthz").status == 200)
+            #expect(try await TestHTTP.request(port: served.port, "/v1/models", headers: ["Authorization": "Bearer s3cret-token"]).status == 200)
+            #expect(try await TestHTTP.request(port: served.port, "/healthz").status == 200)
         }
     }
 
@@ -142,7 +142,7 @@ final class ServedStore: @unchecked Sendable {
                 Thread.detachNewThread {
                     defer { group.leave() }
                     do {
-                        let response = try TestHTTP.request(port: port, "/v1/chunks/\(chunk.sha256)", headers: ["Range": "bytes=\(first)-\(last)"])
+                        let response = try TestHTTP.requestBlocking(port: port, "/v1/chunks/\(chunk.sha256)", headers: ["Range": "bytes=\(first)-\(last)"])
                         if response.status != 206 || response.body != Array(bytes[first...last]) {
                             failures.value.append("request \(i): status \(response.status), \(response.body.count) bytes")
                         }

@@ -9,7 +9,13 @@ struct TestHTTP {
         let body: [UInt8]
     }
 
-    static func request(port: Int, _ path: String, method: String = "GET", headers: [String: String] = [:]) throws -> Response {
+    /// From async tests: runs the blocking exchange on a thread of its own, so the cooperative
+    /// pool (which the server's handlers run on) is never starved by the client.
+    static func request(port: Int, _ path: String, method: String = "GET", headers: [String: String] = [:]) async throws -> Response {
+        try await offPool { try requestBlocking(port: port, path, method: method, headers: headers) }
+    }
+
+    static func requestBlocking(port: Int, _ path: String, method: String = "GET", headers: [String: String] = [:]) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         defer { close(fd) }
@@ -63,5 +69,12 @@ struct TestHTTP {
             index = lineEnd.upperBound + size + 2
         }
         return out
+    }
+}
+
+/// Runs blocking work on a new thread and awaits its result.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }

@@ -12,4 +12,12 @@ int chydra_start_writeback(int fd);
 #include <stddef.h>
 void chydra_keep_large_allocations_in_heap(size_t bytes);
 
+// curl_easy_setopt / curl_easy_getinfo are variadic, which Swift cannot call.
+#include <curl/curl.h>
+CURLcode chydra_curl_set_string(CURL *handle, CURLoption option, const char *value);
+CURLcode chydra_curl_set_long(CURL *handle, CURLoption option, long value);
+CURLcode chydra_curl_set_pointer(CURL *handle, CURLoption option, void *value);
+CURLcode chydra_curl_set_write_function(CURL *handle, size_t (*function)(char *, size_t, size_t, void *));
+CURLcode chydra_curl_get_response_code(CURL *handle, long *code);
+
 #endif

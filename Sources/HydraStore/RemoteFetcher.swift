@@ -1,0 +1,87 @@
+import Foundation
+import HydraFormat
+import HydraSystem
+
+/// A client of the remote store without a cache (`hydra fetch`): reads a manifest, then fetches
+/// chunks over several keep-alive connections in parallel, straight into caller memory, checking
+/// each chunk's SHA-256 before it is accepted.
+public struct RemoteFetcher: Sendable {
+    public struct Statistics: Sendable {
+        public let chunks: Int
+        public let bytes: Int
+        public let seconds: Double
+    }
+
+    public let baseURL: String
+    public let token: String?
+    public let connections: Int
+    public let verify: Bool
+
+    public init(baseURL: String, token: String? = nil, connections: Int = 4, verify: Bool = true) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.token = token
+        self.connections = max(1, connections)
+        self.verify = verify
+    }
+
+    public func manifest(_ name: String) throws -> Manifest {
+        guard StoreDirectory.isValidModelName(name) else { throw FormatError(name, "invalid model name") }
+        let url = "\(baseURL)/v1/models/\(name)/manifest"
+        let response = try HTTPClient(bearerToken: token).get(url)
+        try Self.check(response.status, url: url)
+        return try Manifest.decode(response.body, file: url)
+    }
+
+    static func check(_ status: Int, url: String) throws {
+        switch status {
+        case 200, 206: return
+        case 401: throw FormatError(url, "the store refused the request (401): missing or wrong token")
+        case 404: throw FormatError(url, "not found on the store (404)")
+        default: throw FormatError(url, "the store answered HTTP \(status)")
+        }
+    }
+
+    /// Fetches each chunk into its destination (at least storedBytes long).
+    public func fetch(_ chunks: [Manifest.Chunk], into destinations: [UnsafeMutableRawPointer]) throws -> Statistics {
+        precondition(chunks.count == destinations.count)
+        let next = LockedBox(0)
+        let failure = LockedBox<Error?>(nil)
+        let started = DispatchTime.now()
+        let group = DispatchGroup()
+        nonisolated(unsafe) let targets = destinations
+        for _ in 0..<min(connections, chunks.count) {
+            group.enter()
+            Thread.detachNewThread { [self] in
+                defer { group.leave() }
+                let client = HTTPClient(bearerToken: token)
+                while failure.value == nil {
+                    let index: Int = next.withValue { value in defer { value += 1 }; return value }
+                    guard index < chunks.count else { return }
+                    do { try fetchOne(chunks[index], into: targets[index], client: client) } catch {
+                        failure.withValue { if $0 == nil { $0 = error } }
+                    }
+                }
+            }
+        }
+        group.wait()
+        if let error = failure.value { throw error }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        return Statistics(chunks: chunks.count, bytes: chunks.reduce(0) { $0 + $1.storedBytes }, seconds: seconds)
+    }
+
+    private func fetchOne(_ chunk: Manifest.Chunk, into destination: UnsafeMutableRawPointer, client: HTTPClient) throws {
+        let url = "\(baseURL)/v1/chunks/\(chunk.sha256)"
+        let buffer = UnsafeMutableRawBufferPointer(start: destination, count: chunk.storedBytes)
+        let (status, count) = try client.get(url, into: buffer)
+        try Self.check(status, url: url)
+        guard count == chunk.storedBytes else {
+            throw FormatError(url, "received \(count) bytes, the manifest says \(chunk.storedBytes)")
+        }
+        if verify {
+            let actual = SHA256Hasher.hex(UnsafeRawBufferPointer(buffer))
+            guard actual == chunk.sha256 else {
+                throw FormatError(url, "chunk failed verification: its bytes hash to \(actual)")
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import CCurl
+import CHydraShims
+import Foundation
+
+/// A blocking HTTP client over one libcurl easy handle (keep-alive between requests). One per
+/// thread: fetchers run several on dedicated threads for parallel range requests.
+public final class HTTPClient {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let url: String
+        public let message: String
+        public var description: String { "\(url): \(message)" }
+    }
+
+    public struct Response: Sendable {
+        public let status: Int
+        public let body: [UInt8]
+    }
+
+    private let handle: UnsafeMutableRawPointer
+    private let headers: [String]
+    public let timeoutSeconds: Int
+
+    static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    /// `bearerToken` is sent as `Authorization: Bearer …` on every request.
+    public init(bearerToken: String? = nil, timeoutSeconds: Int = 60) {
+        _ = Self.globalInit
+        guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
+        self.handle = handle
+        headers = bearerToken.map { ["Authorization: Bearer \($0)"] } ?? []
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    deinit { curl_easy_cleanup(handle) }
+
+    /// Sink for the body: appends to an array, or fills a fixed buffer (and rejects overflow).
+    final class Sink {
+        var bytes: [UInt8] = []
+        var buffer: UnsafeMutableRawBufferPointer?
+        var written = 0
+        var overflow = false
+    }
+
+    /// GET `url` (optionally a byte range), returning status and body.
+    public func get(_ url: String, range: ClosedRange<Int>? = nil) throws -> Response {
+        let sink = Sink()
+        let status = try perform(url, range: range, sink: sink)
+        return Response(status: status, body: sink.bytes)
+    }
+
+    /// GET `url` straight into `buffer`; returns the status and the bytes written. A body longer
+    /// than the buffer is an error.
+    public func get(_ url: String, into buffer: UnsafeMutableRawBufferPointer, range: ClosedRange<Int>? = nil) throws -> (status: Int, count: Int) {
+        let sink = Sink()
+        sink.buffer = buffer
+        let status = try perform(url, range: range, sink: sink)
+        if sink.overflow { throw Failure(url: url, message: "response longer than the \(buffer.count) bytes expected") }
+        return (status, sink.written)
+    }
+
+    private func perform(_ url: String, range: ClosedRange<Int>?, sink: Sink) throws -> Int {
+        curl_easy_reset(handle)
+        chydra_curl_set_string(handle, CURLOPT_URL, url)
+        chydra_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
+        chydra_curl_set_long(handle, CURLOPT_TIMEOUT, timeoutSeconds)
+        chydra_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT, 10)
+        if let range { chydra_curl_set_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)") }
+        var list: UnsafeMutablePointer<curl_slist>?
+        for header in headers { list = curl_slist_append(list, header) }
+        defer { curl_slist_free_all(list) }
+        if let list { chydra_curl_set_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list)) }
+        chydra_curl_set_write_function(handle) { data, size, count, context in
+            let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            if let buffer = sink.buffer {
+                guard sink.written + length <= buffer.count else { sink.overflow = true; return 0 }
+                (buffer.baseAddress! + sink.written).copyMemory(from: data!, byteCount: length)
+                sink.written += length
+            } else {
+                sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
+            }
+            return length
+        }
+        let context = Unmanaged.passUnretained(sink).toOpaque()
+        chydra_curl_set_pointer(handle, CURLOPT_WRITEDATA, context)
+        let code = withExtendedLifetime(sink) { curl_easy_perform(handle) }
+        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.overflow) else {
+            throw Failure(url: url, message: String(cString: curl_easy_strerror(code)))
+        }
+        var status = 0
+        chydra_curl_get_response_code(handle, &status)
+        return status
+    }
+}

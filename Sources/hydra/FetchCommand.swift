@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import HydraFormat
+import HydraStore
+import HydraSystem
+
+struct FetchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fetch",
+        abstract: "Fetch one pipeline stage of a model from a remote store into memory, without a node cache.",
+        discussion: "For debugging and benchmarks: prints chunks, bytes and throughput. Every chunk is checked against its SHA-256 unless --no-verify."
+    )
+
+    @Argument(help: "Remote store URL, e.g. http://127.0.0.1:8470") var url: String
+    @Argument(help: "Model name.") var name: String
+    @Option(help: "Stage index.") var stage: Int = 0
+    @Option(help: "Pipeline depth.") var pp: Int = 1
+    @Option(help: "Parallel connections.") var connections: Int = 4
+    @Option(name: .customLong("token-file"), help: "File holding the bearer token.") var tokenFile: String?
+    @Flag(name: .customLong("no-verify"), help: "Skip SHA-256 checks (to measure their cost).") var noVerify = false
+
+    func run() throws {
+        try runReportingErrors {
+            let token = try tokenFile.map { file -> String in
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw FormatError(file, "cannot read the token file") }
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let fetcher = RemoteFetcher(baseURL: url, token: token, connections: connections, verify: !noVerify)
+            let manifest = try fetcher.manifest(name)
+            guard let plan = manifest.stagePlans.first(where: { $0.pp == pp }), stage >= 0, stage < pp else {
+                throw FormatError(name, "no stage \(stage) of pp=\(pp) (plans exist for pp = \(manifest.stagePlans.map(\.pp).map(String.init).joined(separator: ", ")))")
+            }
+            var seen = Set<String>()
+            let chunks = plan.stages[stage].chunks.map { manifest.chunks[$0] }.filter { seen.insert($0.sha256).inserted }
+            let arena = AlignedBuffer(count: chunks.reduce(0) { $0 + $1.storedBytes })
+            var offset = 0
+            var destinations: [UnsafeMutableRawPointer] = []
+            for chunk in chunks {
+                destinations.append(arena.baseAddress + offset)
+                offset += chunk.storedBytes
+            }
+            let stats = try fetcher.fetch(chunks, into: destinations)
+            print(String(format: "fetched stage %d of pp=%d: %d chunks, %@ in %.2f s (%.0f MB/s)%@", stage, pp, stats.chunks,
+                         formatBytes(stats.bytes), stats.seconds, Double(stats.bytes) / stats.seconds / 1e6, noVerify ? ", unverified" : ", verified"))
+        }
+    }
+}

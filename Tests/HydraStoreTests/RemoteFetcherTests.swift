@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import HydraFormat
+import HydraSystem
+@testable import HydraStore
+
+@Suite(.serialized) struct RemoteFetcherTests {
+    func fetchStage(_ served: ServedStore, stage: Int, pp: Int, token: String? = nil) async throws -> [(Manifest.Chunk, [UInt8])] {
+        let port = served.port
+        return try await offPool { try Self.fetchStageBlocking(port: port, stage: stage, pp: pp, token: token) }
+    }
+
+    static func fetchStageBlocking(port: Int, stage: Int, pp: Int, token: String?) throws -> [(Manifest.Chunk, [UInt8])] {
+        let fetcher = RemoteFetcher(baseURL: "http://127.0.0.1:\(port)", token: token, connections: 3)
+        let manifest = try fetcher.manifest("m")
+        let chunks = manifest.stagePlans.first { $0.pp == pp }!.stages[stage].chunks.map { manifest.chunks[$0] }
+        let buffers = chunks.map { SharedBuffer(count: $0.storedBytes) }
+        _ = try fetcher.fetch(chunks, into: buffers.map(\.baseAddress))
+        return zip(chunks, buffers).map { ($0, Array(UnsafeRawBufferPointer($1.bytes))) }
+    }
+
+    @Test func aStageFetchDeliversExactlyTheStagesChunks() async throws {
+        try await ServedStore.with(model: "falcon-40b-tiny") { served in
+            for (stage, pp) in [(0, 1), (0, 2), (1, 2), (3, 4)] {
+                let fetched = try await fetchStage(served, stage: stage, pp: pp)
+                let expected = try served.entry.stageChunks(stage, of: pp).map(\.chunk)
+                #expect(fetched.map(\.0) == expected, "stage \(stage) of \(pp)")
+                for (chunk, bytes) in fetched { #expect(bytes == served.chunkBytes(chunk.sha256)) }
+            }
+        }
+    }
+
+    @Test func aCorruptedChunkOnTheStoreIsRejected() async throws {
+        try await ServedStore.with { served in
+            let victim = served.entry.manifest.chunks[2]
+            let path = served.entry.store.chunkPath(victim.sha256)
+            var bytes = served.chunkBytes(victim.sha256)
+            bytes[17] ^= 0x40
+            _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            let error = await #expect(throws: FormatError.self) { _ = try await fetchStage(served, stage: 0, pp: 1) }
+            let failure = try #require(error)
+            #expect(failure.file.hasSuffix(victim.sha256) && failure.problem.contains("failed verification"))
+        }
+    }
+
+    @Test func tokensAndMissingModels() async throws {
+        try await ServedStore.with(token: "t0ken") { served in
+            let url = "http://127.0.0.1:\(served.port)"
+            let refused = try #require(await #expect(throws: FormatError.self) { _ = try await offPool { try RemoteFetcher(baseURL: url).manifest("m") } })
+            #expect(refused.problem.contains("401"))
+            #expect(try await offPool { try RemoteFetcher(baseURL: url, token: "t0ken").manifest("m") } == served.entry.manifest)
+            let missing = try #require(await #expect(throws: FormatError.self) { _ = try await offPool { try RemoteFetcher(baseURL: url, token: "t0ken").manifest("nope") } })
+            #expect(missing.problem.contains("404"))
+            let fetched = try await fetchStage(served, stage: 1, pp: 2, token: "t0ken")
+            #expect(!fetched.isEmpty)
+        }
+        // Nothing listening: a clear error, not a hang.
+        let closed = try #require(throws: HTTPClient.Failure.self) { _ = try RemoteFetcher(baseURL: "http://127.0.0.1:9").manifest("m") }
+        #expect(closed.message.lowercased().contains("connect"))
+    }
+}
