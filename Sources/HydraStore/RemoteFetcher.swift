@@ -72,13 +72,12 @@ public struct RemoteFetcher: Sendable {
     private func fetchOne(_ chunk: Manifest.Chunk, into destination: UnsafeMutableRawPointer, client: HTTPClient) throws {
         let url = "\(baseURL)/v1/chunks/\(chunk.sha256)"
         let buffer = UnsafeMutableRawBufferPointer(start: destination, count: chunk.storedBytes)
-        let (status, count) = try client.get(url, into: buffer)
+        let (status, count, digest) = try client.get(url, into: buffer, hashing: verify)
         try Self.check(status, url: url)
         guard count == chunk.storedBytes else {
             throw FormatError(url, "received \(count) bytes, the manifest says \(chunk.storedBytes)")
         }
-        if verify {
-            let actual = SHA256Hasher.hex(UnsafeRawBufferPointer(buffer))
+        if verify, let actual = digest {
             guard actual == chunk.sha256 else {
                 throw FormatError(url, "chunk failed verification: its bytes hash to \(actual)")
             }

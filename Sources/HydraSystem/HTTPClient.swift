@@ -39,6 +39,8 @@ public final class HTTPClient {
         var buffer: UnsafeMutableRawBufferPointer?
         var written = 0
         var overflow = false
+        /// Hashes the body as it arrives (while each piece is still in cache).
+        var hasher: SHA256Hasher?
     }
 
     /// GET `url` (optionally a byte range), returning status and body.
@@ -50,12 +52,15 @@ public final class HTTPClient {
 
     /// GET `url` straight into `buffer`; returns the status and the bytes written. A body longer
     /// than the buffer is an error.
-    public func get(_ url: String, into buffer: UnsafeMutableRawBufferPointer, range: ClosedRange<Int>? = nil) throws -> (status: Int, count: Int) {
+    /// With `hashing`, also returns the SHA-256 of the body, computed as it streams in.
+    public func get(_ url: String, into buffer: UnsafeMutableRawBufferPointer, range: ClosedRange<Int>? = nil,
+                    hashing: Bool = false) throws -> (status: Int, count: Int, sha256: String?) {
         let sink = Sink()
         sink.buffer = buffer
+        if hashing { sink.hasher = SHA256Hasher() }
         let status = try perform(url, range: range, sink: sink)
         if sink.overflow { throw Failure(url: url, message: "response longer than the \(buffer.count) bytes expected") }
-        return (status, sink.written)
+        return (status, sink.written, sink.hasher.take()?.finalizeHex())
     }
 
     private func perform(_ url: String, range: ClosedRange<Int>?, sink: Sink) throws -> Int {
@@ -75,6 +80,7 @@ public final class HTTPClient {
             if let buffer = sink.buffer {
                 guard sink.written + length <= buffer.count else { sink.overflow = true; return 0 }
                 (buffer.baseAddress! + sink.written).copyMemory(from: data!, byteCount: length)
+                sink.hasher?.update(UnsafeRawBufferPointer(start: data, count: length))
                 sink.written += length
             } else {
                 sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))

@@ -140,19 +140,95 @@ struct BenchFetchCommand: ParsableCommand {
                 }
             }
         }
+        rows += try remoteRows(store: store, models: models)
         var lines = ["| model | mode | contender | median GB/s | min–max s | hydra vs this |", "|---|---|---|---|---|---|"]
         for row in rows {
             let ours = rows.first { $0.model == row.model && $0.mode == row.mode && $0.contender.hasPrefix("hydra") }!
+            if row.mode.hasPrefix("remote") && !row.contender.hasPrefix("hydra") {
+                lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %.2f× |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
+                                    row.seconds.min()!, row.seconds.max()!, ours.gigabytesPerSecond / row.gigabytesPerSecond))
+                continue
+            }
             lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %@ |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
                                 row.seconds.min()!, row.seconds.max()!,
                                 row.contender.hasPrefix("hydra") ? "—" : String(format: "%.2f×", ours.gigabytesPerSecond / row.gigabytesPerSecond)))
         }
+        lines.append("\nRemote rows: loopback, warm page cache on the server side. `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, SHA-256 of every chunk unless 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
         lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena.")
         print(lines.joined(separator: "\n"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(rows).write(to: URL(fileURLWithPath: jsonOut))
         Terminal.note("figures written to \(jsonOut)")
+    }
+}
+
+extension BenchFetchCommand {
+    /// Store server → client over loopback, next to nginx (sendfile) + curl, at 1 and 4 connections.
+    func remoteRows(store: String, models: [(String, String)]) throws -> [Row] {
+        let hydraPort = 18_000 + Int(getpid() % 1000), nginxPort = hydraPort + 1000
+        let server = try ChildProcess.start([ChildProcess.selfPath, "store", "serve", "--root", store, "--listen", "127.0.0.1:\(hydraPort)"])
+        defer { ChildProcess.stop(server) }
+        var nginx: pid_t?
+        if FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx") {
+            let conf = workDir + "/nginx.conf"
+            try """
+            daemon off; worker_processes 2; pid \(workDir)/nginx.pid; error_log \(workDir)/nginx-error.log;
+            events { worker_connections 256; }
+            http { sendfile on; tcp_nopush on; access_log off; keepalive_requests 100000;
+                   client_body_temp_path \(workDir)/nginx-tmp; proxy_temp_path \(workDir)/nginx-tmp; fastcgi_temp_path \(workDir)/nginx-tmp;
+                   uwsgi_temp_path \(workDir)/nginx-tmp; scgi_temp_path \(workDir)/nginx-tmp;
+                   server { listen 127.0.0.1:\(nginxPort); root \(store); } }
+            """.write(toFile: conf, atomically: true, encoding: .utf8)
+            nginx = try ChildProcess.start(["/usr/sbin/nginx", "-c", conf, "-p", workDir, "-e", workDir + "/nginx-error.log"])
+        } else {
+            Terminal.note("nginx not found (apt-get install nginx-light): remote rows without the nginx peer")
+        }
+        defer { if let nginx { ChildProcess.stop(nginx, signal: SIGQUIT) } }
+        let client = HTTPClient(timeoutSeconds: 2)
+        for _ in 0..<100 where (try? client.get("http://127.0.0.1:\(hydraPort)/healthz").status) != 200 { usleep(50_000) }
+
+        var rows: [Row] = []
+        for (label, name) in models {
+            let entry = try StoreEntry(store: StoreDirectory(root: store), name: name)
+            let hashes = Array(Set(entry.manifest.chunks.map(\.sha256))).sorted()
+            let bytes = hashes.reduce(0) { total, hash in total + entry.manifest.chunks.first { $0.sha256 == hash }!.storedBytes }
+            _ = try ChildProcess.run(["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + hashes.map(entry.store.chunkPath))
+            func curl(_ urls: [String], _ connections: Int) -> [String] {
+                ["curl", "-sf", "--parallel", "--parallel-max", String(connections)] + urls.flatMap { [$0, "-o", "/dev/null"] }
+            }
+            for connections in [1, 4] {
+                var contenders: [(String, [String])] = [
+                    ("hydra fetch", [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name, "--connections", String(connections), "--json"]),
+                    ("curl ← hydra store serve", curl(hashes.map { "http://127.0.0.1:\(hydraPort)/v1/chunks/\($0)" }, connections)),
+                ]
+                if connections == 4 {
+                    contenders.append(("hydra fetch, no verify", [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name,
+                                                                  "--connections", "4", "--no-verify", "--json"]))
+                }
+                if nginx != nil {
+                    contenders.append(("curl ← nginx", curl(hashes.map { "http://127.0.0.1:\(nginxPort)/chunks/\($0.prefix(2))/\($0)" }, connections)))
+                }
+                var times: [String: [Double]] = [:]
+                for run in 1...runs {
+                    for (contender, argv) in run % 2 == 1 ? contenders : contenders.reversed() {
+                        warmMemory(bytes: 1 << 30)
+                        let (result, output) = try ChildProcess.runCapturing(argv)
+                        guard result.status == 0 else { throw BenchError("\(contender) failed with status \(result.status)") }
+                        var seconds = result.seconds
+                        if contender.hasPrefix("hydra"), let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
+                           let measured = json["seconds"] as? Double {
+                            seconds = measured  // the fetch itself: no process start, manifest or arena allocation
+                        }
+                        times[contender, default: []].append(seconds)
+                    }
+                }
+                for (contender, _) in contenders {
+                    rows.append(Row(model: label, contender: contender, mode: "remote ×\(connections)", bytes: bytes, seconds: times[contender]!))
+                }
+            }
+        }
+        return rows
     }
 }
 

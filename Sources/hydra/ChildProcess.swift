@@ -46,6 +46,28 @@ struct ChildProcess {
         return (result, text)
     }
 
+    /// Starts a program in the background (output discarded); stop it with `stop`.
+    static func start(_ arguments: [String]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+        guard rc == 0 else { throw BenchError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
+    /// Signals a process this benchmark started and reaps it.
+    static func stop(_ pid: pid_t, signal: Int32 = SIGTERM) {
+        kill(pid, signal)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
     /// This executable, for running its own subcommands as children.
     static var selfPath: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import HydraFormat
 import HydraStore
 import HydraSystem
@@ -18,6 +19,7 @@ struct FetchCommand: ParsableCommand {
     @Option(help: "Parallel connections.") var connections: Int = 4
     @Option(name: .customLong("token-file"), help: "File holding the bearer token.") var tokenFile: String?
     @Flag(name: .customLong("no-verify"), help: "Skip SHA-256 checks (to measure their cost).") var noVerify = false
+    @Flag(help: "Print the figures as one JSON line.") var json = false
 
     func run() throws {
         try runReportingErrors {
@@ -33,6 +35,9 @@ struct FetchCommand: ParsableCommand {
             var seen = Set<String>()
             let chunks = plan.stages[stage].chunks.map { manifest.chunks[$0] }.filter { seen.insert($0.sha256).inserted }
             let arena = AlignedBuffer(count: chunks.reduce(0) { $0 + $1.storedBytes })
+            // Make the arena resident first, as device memory would be: first-touch page faults
+            // are not what this command measures.
+            memset(arena.baseAddress, 0, arena.count)
             var offset = 0
             var destinations: [UnsafeMutableRawPointer] = []
             for chunk in chunks {
@@ -40,6 +45,10 @@ struct FetchCommand: ParsableCommand {
                 offset += chunk.storedBytes
             }
             let stats = try fetcher.fetch(chunks, into: destinations)
+            if json {
+                print("{\"chunks\":\(stats.chunks),\"bytes\":\(stats.bytes),\"seconds\":\(stats.seconds)}")
+                return
+            }
             print(String(format: "fetched stage %d of pp=%d: %d chunks, %@ in %.2f s (%.0f MB/s)%@", stage, pp, stats.chunks,
                          formatBytes(stats.bytes), stats.seconds, Double(stats.bytes) / stats.seconds / 1e6, noVerify ? ", unverified" : ", verified"))
         }
