@@ -1,9 +1,13 @@
 import HydraFormat
 import HydraSystem
 
-/// The weights one pipeline stage needs, resident once in one device arena. Loading is copying
-/// each chunk's tensor extents into their slots, so chunks can be absorbed in any order and the
-/// moment each one lands (the cold-start path streams them from the node cache).
+/// The weights one pipeline stage needs, resident once in one device arena. Chunks can be
+/// absorbed in any order, the moment each one lands (the cold-start path streams them).
+///
+/// Layout: when every tensor of the stage is contiguous once the stage's chunk payloads are laid
+/// end to end (what `hydra convert` writes: a tensor that spans chunks fills one to its end and
+/// continues at the start of the next), the arena *is* those payloads and loading a chunk is one
+/// read or copy straight into place. Otherwise each tensor gets a slot and its extents are copied.
 public final class StageWeights: @unchecked Sendable {
     public let stage: Manifest.Stage
     public let device: any Device
@@ -14,15 +18,27 @@ public final class StageWeights: @unchecked Sendable {
     /// Chunk index → the extents to copy out of it: (offset in chunk, length, offset in arena).
     private let plan: [Int: [(source: Int, length: Int, destination: Int)]]
     private var pendingChunks: Set<Int>
+    /// Chunk index → its payload's offset in the arena, when the arena is the chunks themselves.
+    private let chunkBases: [Int: Int]?
 
     public init(manifest: Manifest, stage: Manifest.Stage, device: any Device) {
         self.manifest = manifest
         self.stage = stage
         self.device = device
+        let needed = manifest.tensors.filter { Self.stageNeeds($0, stage: stage, tied: manifest.tiedEmbeddings) }
+        if let inPlace = Self.inPlaceLayout(manifest: manifest, stage: stage, tensors: needed) {
+            slots = inPlace.slots
+            chunkBases = inPlace.bases
+            plan = Dictionary(uniqueKeysWithValues: inPlace.bases.map { ($0.key, [(0, manifest.chunks[$0.key].payloadBytes, $0.value)]) })
+            pendingChunks = Set(inPlace.bases.keys)
+            memory = device.allocate(bytes: inPlace.size)
+            return
+        }
+        chunkBases = nil
         var slots: [String: (Manifest.Tensor, Int)] = [:]
         var plan: [Int: [(Int, Int, Int)]] = [:]
         var size = 0
-        for tensor in manifest.tensors where Self.stageNeeds(tensor, stage: stage, tied: manifest.tiedEmbeddings) {
+        for tensor in needed {
             let offset = size
             slots[tensor.name] = (tensor, offset)
             var written = 0
@@ -36,6 +52,28 @@ public final class StageWeights: @unchecked Sendable {
         self.plan = plan
         pendingChunks = Set(plan.keys)
         memory = device.allocate(bytes: size)
+    }
+
+    /// The stage's chunk payloads end to end, if every needed tensor is contiguous that way.
+    static func inPlaceLayout(manifest: Manifest, stage: Manifest.Stage, tensors: [Manifest.Tensor])
+        -> (bases: [Int: Int], slots: [String: (Manifest.Tensor, Int)], size: Int)? {
+        var bases: [Int: Int] = [:]
+        var size = 0
+        for index in stage.chunks where bases[index] == nil {
+            bases[index] = size
+            size += manifest.chunks[index].payloadBytes
+        }
+        var slots: [String: (Manifest.Tensor, Int)] = [:]
+        for tensor in tensors {
+            guard let first = tensor.extents.first, let base = bases[first.chunk] else { return nil }
+            var end = base + first.offset
+            for extent in tensor.extents {
+                guard let chunkBase = bases[extent.chunk], chunkBase + extent.offset == end else { return nil }
+                end += extent.length
+            }
+            slots[tensor.name] = (tensor, base + first.offset)
+        }
+        return (bases, slots, size)
     }
 
     static func stageNeeds(_ tensor: Manifest.Tensor, stage: Manifest.Stage, tied: Bool) -> Bool {
@@ -60,15 +98,27 @@ public final class StageWeights: @unchecked Sendable {
         pendingChunks.remove(index)
     }
 
-    /// Reads every chunk the stage needs from a local store entry.
-    public func load(from entry: StoreEntry) throws {
-        let largest = pendingChunks.map { manifest.chunks[$0].payloadBytes }.max() ?? 0
+    /// Reads every chunk the stage needs from a local store entry. With the in-place layout,
+    /// uncompressed chunks are read straight into the arena, all in flight at once.
+    public func load(from entry: StoreEntry, reader: any FileBatchReader = FileReaders.make()) throws {
+        var staged: [Int] = []
+        if let bases = chunkBases, device is CPUDevice {
+            let direct = pendingChunks.filter { manifest.chunks[$0].compression == .none }.sorted()
+            let fetcher = ChunkFetcher(entry: entry, reader: reader)
+            try fetcher.fetchBlocking(direct, into: direct.map { memory.baseAddress + bases[$0]! }, direct: false)
+            for index in direct { pendingChunks.remove(index) }
+        }
+        staged = pendingChunks.sorted()
+        let largest = staged.map { manifest.chunks[$0].payloadBytes }.max() ?? 0
         let buffer = AlignedBuffer(count: largest)
-        for index in pendingChunks.sorted() {
+        for index in staged {
             try entry.readChunk(index, into: buffer.bytes)
             absorb(chunk: index, payload: UnsafeRawBufferPointer(start: buffer.baseAddress, count: manifest.chunks[index].payloadBytes))
         }
     }
+
+    /// True when the arena is the stage's chunk payloads laid end to end.
+    public var isInPlace: Bool { chunkBases != nil }
 
     public func contains(_ name: String) -> Bool { slots[name] != nil }
 

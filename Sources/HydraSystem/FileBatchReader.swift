@@ -26,21 +26,32 @@ public struct FileRead: @unchecked Sendable {
 public protocol FileBatchReader: AnyObject, Sendable {
     /// "io_uring" or "pread (why io_uring is not used)".
     var backend: String { get }
-    /// Completes when every read is done; throws the first failure (the others still finish).
-    func read(_ batch: [FileRead]) async throws
+    /// Starts the reads; `completion` runs once, on the reader's thread, when all are done, with
+    /// the first failure if any (the other reads still finish).
+    func submit(_ batch: [FileRead], completion: @escaping @Sendable (Error?) -> Void)
 }
 
 extension FileBatchReader {
-    /// For callers outside Swift concurrency (a worker's loading thread): blocks this thread only.
+    /// Completes when every read is done; throws the first failure.
+    public func read(_ batch: [FileRead]) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            submit(batch) { error in
+                if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+            }
+        }
+    }
+
+    /// For callers outside Swift concurrency (a worker's loading thread): blocks this thread
+    /// only, and never waits on the cooperative pool.
     public func readBlocking(_ batch: [FileRead]) throws {
         let done = DispatchSemaphore(value: 0)
-        let result = LockedBox<Error?>(nil)
-        Task.detached {
-            do { try await self.read(batch) } catch { result.value = error }
+        let failure = LockedBox<Error?>(nil)
+        submit(batch) { error in
+            failure.value = error
             done.signal()
         }
         done.wait()
-        if let error = result.value { throw error }
+        if let error = failure.value { throw error }
     }
 }
 
@@ -84,24 +95,22 @@ public final class LockedBox<Value>: @unchecked Sendable {
     }
 }
 
-/// A batch in flight: counts its outstanding pieces and resumes its caller when they are done.
+/// A batch in flight: counts its outstanding pieces and reports when they are done.
 final class PendingBatch: @unchecked Sendable {
-    let continuation: CheckedContinuation<Void, Error>
+    let completion: @Sendable (Error?) -> Void
     var remaining: Int
     var failure: Error?
 
-    init(pieces: Int, continuation: CheckedContinuation<Void, Error>) {
+    init(pieces: Int, completion: @escaping @Sendable (Error?) -> Void) {
         remaining = pieces
-        self.continuation = continuation
+        self.completion = completion
     }
 
     /// Called on the reader's thread only.
     func finishPiece(_ error: Error?) {
         if let error, failure == nil { failure = error }
         remaining -= 1
-        if remaining == 0 {
-            if let failure { continuation.resume(throwing: failure) } else { continuation.resume() }
-        }
+        if remaining == 0 { completion(failure) }
     }
 }
 
@@ -140,11 +149,9 @@ final class PReadBatchReader: FileBatchReader, @unchecked Sendable {
         thread.start()
     }
 
-    func read(_ batch: [FileRead]) async throws {
-        guard !batch.isEmpty else { return }
-        try await withCheckedThrowingContinuation { continuation in
-            let pending = PendingBatch(pieces: batch.count, continuation: continuation)
-            for read in batch { queue.put((read, pending)) }
-        }
+    func submit(_ batch: [FileRead], completion: @escaping @Sendable (Error?) -> Void) {
+        guard !batch.isEmpty else { return completion(nil) }
+        let pending = PendingBatch(pieces: batch.count, completion: completion)
+        for read in batch { queue.put((read, pending)) }
     }
 }

@@ -43,25 +43,23 @@ final class IOUringBatchReader: FileBatchReader, @unchecked Sendable {
         return .success(reader)
     }
 
-    func read(_ batch: [FileRead]) async throws {
-        guard !batch.isEmpty else { return }
-        try await withCheckedThrowingContinuation { continuation in
-            // Pieces of at most pieceBytes, all belonging to one pending batch.
-            var pieces: [FileRead] = []
-            for read in batch {
-                var offset = 0
-                repeat {
-                    let length = min(Self.pieceBytes, read.length - offset)
-                    pieces.append(FileRead(fd: read.fd, offset: read.offset + offset, length: length,
-                                           buffer: read.buffer + offset, path: read.path))
-                    offset += length
-                } while offset < read.length
-            }
-            let pending = PendingBatch(pieces: pieces.count, continuation: continuation)
-            lock.withLock { incoming += pieces.map { ($0, pending) } }
-            var one: UInt64 = 1
-            _ = write(wakeFD, &one, 8)
+    func submit(_ batch: [FileRead], completion: @escaping @Sendable (Error?) -> Void) {
+        guard !batch.isEmpty else { return completion(nil) }
+        // Pieces of at most pieceBytes, all belonging to one pending batch.
+        var pieces: [FileRead] = []
+        for read in batch {
+            var offset = 0
+            repeat {
+                let length = min(Self.pieceBytes, read.length - offset)
+                pieces.append(FileRead(fd: read.fd, offset: read.offset + offset, length: length,
+                                       buffer: read.buffer + offset, path: read.path))
+                offset += length
+            } while offset < read.length
         }
+        let pending = PendingBatch(pieces: pieces.count, completion: completion)
+        lock.withLock { incoming += pieces.map { ($0, pending) } }
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
     }
 
     // MARK: - The ring's thread

@@ -51,7 +51,7 @@ struct BenchFetchCommand: ParsableCommand {
         }
         if cold { fetcher.evictFromPageCache(indices) }
         let started = DispatchTime.now()
-        try ChunkFetcherBlocking.fetch(fetcher, indices, destinations, direct: cold)
+        try fetcher.fetchBlocking(indices, into: destinations, direct: cold)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         let json: [String: Any] = ["bytes": total, "seconds": seconds, "backend": reader.backend]
         print(String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self))
@@ -229,21 +229,5 @@ extension BenchFetchCommand {
             }
         }
         return rows
-    }
-}
-
-/// Runs an async fetch from synchronous code.
-enum ChunkFetcherBlocking {
-    static func fetch(_ fetcher: ChunkFetcher, _ indices: [Int], _ destinations: [UnsafeMutableRawPointer], direct: Bool) throws {
-        let done = DispatchSemaphore(value: 0)
-        let failure = LockedBox<Error?>(nil)
-        nonisolated(unsafe) let targets = destinations
-        nonisolated(unsafe) let work = fetcher
-        Task.detached {
-            do { try await work.fetch(indices, into: targets, direct: direct) } catch { failure.value = error }
-            done.signal()
-        }
-        done.wait()
-        if let error = failure.value { throw error }
     }
 }
