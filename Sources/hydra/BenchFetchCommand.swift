@@ -4,7 +4,7 @@ import Glibc
 import HydraFormat
 import HydraSystem
 
-struct BenchFetchCommand: ParsableCommand {
+struct BenchFetchCommand: ChildMeasuredBenchmark {
     static let configuration = CommandConfiguration(
         commandName: "fetch",
         abstract: "Store → memory through the io_uring reader, cold and warm, next to fio and cat on the same chunk files.",
@@ -25,13 +25,6 @@ struct BenchFetchCommand: ParsableCommand {
     @Option(help: "Where to write the JSON figures.") var jsonOut: String = "bench-fetch.json"
     @Option(help: "(internal) measure one read of STORE:NAME and print JSON.") var measureEntry: String?
     @Flag(help: "(internal) with --measure-entry: cold (O_DIRECT after eviction) rather than warm.") var cold = false
-
-    func run() throws {
-        try runReportingErrors {
-            if let measureEntry { return try measureOnce(measureEntry) }
-            try compare()
-        }
-    }
 
     func measureOnce(_ location: String) throws {
         let entry = try openMeasuredEntry(location)

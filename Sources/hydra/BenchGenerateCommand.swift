@@ -3,7 +3,7 @@ import Foundation
 import HydraEngine
 import HydraFormat
 
-struct BenchGenerateCommand: ParsableCommand {
+struct BenchGenerateCommand: ChildMeasuredBenchmark {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Prefill and decode speed and peak memory of the engine, next to llama.cpp on the same model.",
@@ -27,13 +27,6 @@ struct BenchGenerateCommand: ParsableCommand {
 
     static let promptTokens = 128
     static var newTokens: Int { Int(ProcessInfo.processInfo.environment["HYDRA_BENCH_NEW_TOKENS"] ?? "") ?? 128 }
-
-    func run() throws {
-        try runReportingErrors {
-            if let measureEntry { return try measureOnce(measureEntry) }
-            try compare()
-        }
-    }
 
     /// One in-process measurement of our engine (run as a child, so its peak RSS is its own).
     func measureOnce(_ location: String) throws {

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Glibc
 import HydraFormat
@@ -99,4 +100,21 @@ func openMeasuredEntry(_ location: String) throws -> StoreEntry {
     let parts = location.split(separator: ":", maxSplits: 1).map(String.init)
     guard parts.count == 2 else { throw BenchError("expected STORE:NAME, got '\(location)'") }
     return try StoreEntry(store: StoreDirectory(root: parts[0]), name: parts[1])
+}
+
+/// A benchmark whose parent runs and alternates the contenders, each measurement of our own code
+/// running as a child process (`--measure-entry`) so that its peak RSS and timing are its own.
+protocol ChildMeasuredBenchmark: ParsableCommand {
+    var measureEntry: String? { get }
+    func measureOnce(_ location: String) throws
+    func compare() throws
+}
+
+extension ChildMeasuredBenchmark {
+    func run() throws {
+        try runReportingErrors {
+            if let measureEntry { return try measureOnce(measureEntry) }
+            try compare()
+        }
+    }
 }
