@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         // No default traits: swift-configuration support and full Foundation are not needed here.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
@@ -32,7 +33,7 @@ let package = Package(
 
         .target(
             name: "HydraSystem",
-            dependencies: ["CURing", "CZstd", "CCurl", "COpenSSL", "CHydraShims"]
+            dependencies: ["CURing", "CZstd", "CCurl", "COpenSSL", "CHydraShims", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "HydraFormat", dependencies: ["HydraSystem"], swiftSettings: optimizedEvenInDebug),
         .target(name: "HydraEngine", dependencies: ["HydraFormat"], swiftSettings: optimizedEvenInDebug + vectorISA),

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Glibc
 import CHydraShims
 
@@ -128,7 +129,7 @@ final class PReadBatchReader: FileBatchReader, @unchecked Sendable {
 
     init(reason: String) {
         backend = "pread (\(reason))"
-        FileHandle.standardError.write(Data("hydra: reading chunks with pread: \(reason)\n".utf8))
+        Logger(label: "hydra.io").warning("reading chunks with pread", metadata: ["reason": "\(reason)"])
         let thread = Thread { [queue] in
             while let (read, batch) = queue.take() {
                 var error: Error?
