@@ -16,8 +16,11 @@ public struct RemoteFetcher: Sendable {
     public let token: String?
     public let connections: Int
     public let verify: Bool
+    /// The node's emulated NIC, shared by all connections (nil: unlimited).
+    public let link: SharedTokenBucket?
 
-    public init(baseURL: String, token: String? = nil, connections: Int = 4, verify: Bool = true) {
+    public init(baseURL: String, token: String? = nil, connections: Int = 4, verify: Bool = true, link: SharedTokenBucket? = nil) {
+        self.link = link
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.connections = max(1, connections)
@@ -53,7 +56,7 @@ public struct RemoteFetcher: Sendable {
             group.enter()
             Thread.detachNewThread { [self] in
                 defer { group.leave() }
-                let client = HTTPClient(bearerToken: token)
+                let client = HTTPClient(bearerToken: token, link: link)
                 while failure.value == nil {
                     let index: Int = next.withValue { value in defer { value += 1 }; return value }
                     guard index < chunks.count else { return }

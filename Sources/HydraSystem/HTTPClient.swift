@@ -19,11 +19,14 @@ public final class HTTPClient {
     private let handle: UnsafeMutableRawPointer
     private let headers: [String]
     public let timeoutSeconds: Int
+    /// An emulated NIC shared with other clients of the node: received bytes wait for its tokens.
+    public let link: SharedTokenBucket?
 
     static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     /// `bearerToken` is sent as `Authorization: Bearer …` on every request.
-    public init(bearerToken: String? = nil, timeoutSeconds: Int = 60) {
+    public init(bearerToken: String? = nil, timeoutSeconds: Int = 60, link: SharedTokenBucket? = nil) {
+        self.link = link
         _ = Self.globalInit
         guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
         self.handle = handle
@@ -41,6 +44,7 @@ public final class HTTPClient {
         var overflow = false
         /// Hashes the body as it arrives (while each piece is still in cache).
         var hasher: SHA256Hasher?
+        var link: SharedTokenBucket?
     }
 
     /// GET `url` (optionally a byte range), returning status and body.
@@ -57,6 +61,7 @@ public final class HTTPClient {
                     hashing: Bool = false) throws -> (status: Int, count: Int, sha256: String?) {
         let sink = Sink()
         sink.buffer = buffer
+        sink.link = link
         if hashing { sink.hasher = SHA256Hasher() }
         let status = try perform(url, range: range, sink: sink)
         if sink.overflow { throw Failure(url: url, message: "response longer than the \(buffer.count) bytes expected") }
@@ -77,6 +82,7 @@ public final class HTTPClient {
         chydra_curl_set_write_function(handle) { data, size, count, context in
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
+            sink.link?.consume(length)
             if let buffer = sink.buffer {
                 guard sink.written + length <= buffer.count else { sink.overflow = true; return 0 }
                 (buffer.baseAddress! + sink.written).copyMemory(from: data!, byteCount: length)

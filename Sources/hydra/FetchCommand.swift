@@ -20,6 +20,12 @@ struct FetchCommand: ParsableCommand {
     @Option(name: .customLong("token-file"), help: "File holding the bearer token.") var tokenFile: String?
     @Flag(name: .customLong("no-verify"), help: "Skip SHA-256 checks (to measure their cost).") var noVerify = false
     @Flag(help: "Print the figures as one JSON line.") var json = false
+    @Option(name: .customLong("nic-gbps"), help: "Emulate a node link of this many Gbit/s (token bucket over all connections).")
+    var nicGbps: Double?
+
+    func validate() throws {
+        if let nicGbps, !(nicGbps > 0) { throw ValidationError("--nic-gbps must be positive") }
+    }
 
     func run() throws {
         try runReportingErrors {
@@ -27,7 +33,8 @@ struct FetchCommand: ParsableCommand {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw FormatError(file, "cannot read the token file") }
                 return text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
-            let fetcher = RemoteFetcher(baseURL: url, token: token, connections: connections, verify: !noVerify)
+            let fetcher = RemoteFetcher(baseURL: url, token: token, connections: connections, verify: !noVerify,
+                                        link: nicGbps.map { SharedTokenBucket(gigabitsPerSecond: $0) })
             let manifest = try fetcher.manifest(name)
             guard let plan = manifest.stagePlans.first(where: { $0.pp == pp }), stage >= 0, stage < pp else {
                 throw FormatError(name, "no stage \(stage) of pp=\(pp) (plans exist for pp = \(manifest.stagePlans.map(\.pp).map(String.init).joined(separator: ", ")))")

@@ -59,3 +59,22 @@ import HydraSystem
         #expect(closed.message.lowercased().contains("connect"))
     }
 }
+
+@Suite struct EmulatedLinkTests {
+    @Test func aLinkLimitHoldsFetchesBelowItsRate() async throws {
+        try await ServedStore.with(model: "llama3-tiny") { served in
+            let port = served.port
+            // 0.02 Gbit/s = 2.5 MB/s, burst 64 kB: ~1.1 MB of chunks cannot arrive in under ~0.4 s.
+            let seconds = try await offPool { () -> Double in
+                let fetcher = RemoteFetcher(baseURL: "http://127.0.0.1:\(port)", connections: 4,
+                                            link: SharedTokenBucket(gigabitsPerSecond: 0.02))
+                let manifest = try fetcher.manifest("m")
+                let buffers = manifest.chunks.map { SharedBuffer(count: $0.storedBytes) }
+                return try fetcher.fetch(manifest.chunks, into: buffers.map(\.baseAddress)).seconds
+            }
+            let bytes = served.entry.manifest.chunks.reduce(0) { $0 + $1.storedBytes }
+            let floor = Double(bytes - 65_536) / 2_500_000
+            #expect(seconds >= floor * 0.95, "\(bytes) bytes in \(seconds) s at a 2.5 MB/s link (floor \(floor) s)")
+        }
+    }
+}
