@@ -38,8 +38,7 @@ final class TemporaryDirectory {
         var out: [String] = []
         while let item = walker.nextObject() as? String {
             var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: base + "/" + item, isDirectory: &isDir)
-            if !isDir.boolValue { out.append(item) }
+            if FileManager.default.fileExists(atPath: base + "/" + item, isDirectory: &isDir), !isDir.boolValue { out.append(item) }
         }
         return out.sorted()
     }
