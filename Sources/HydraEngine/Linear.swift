@@ -112,29 +112,6 @@ extension Kernels {
         }
     }
 
-    /// Dot products of one f32 weight row with four consecutive activation rows (stride k).
-    @inline(__always)
-    static func dot4(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ k: Int) -> (Float, Float, Float, Float) {
-        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-        let rw = UnsafeRawPointer(w), rx = UnsafeRawPointer(x)
-        let stride = k * 4
-        var i = 0
-        while i + 8 <= k {
-            let wv = rw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            a0.addProduct(rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), wv)
-            a1.addProduct(rx.loadUnaligned(fromByteOffset: stride + i * 4, as: SIMD8<Float>.self), wv)
-            a2.addProduct(rx.loadUnaligned(fromByteOffset: 2 * stride + i * 4, as: SIMD8<Float>.self), wv)
-            a3.addProduct(rx.loadUnaligned(fromByteOffset: 3 * stride + i * 4, as: SIMD8<Float>.self), wv)
-            i += 8
-        }
-        var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
-        while i < k {
-            s0 += x[i] * w[i]; s1 += x[k + i] * w[i]; s2 += x[2 * k + i] * w[i]; s3 += x[3 * k + i] * w[i]
-            i += 1
-        }
-        return (s0, s1, s2, s3)
-    }
-
     /// Dot product of a bf16 row with an f32 vector: bf16 → f32 is a 16-bit shift.
     @inline(__always)
     static func dotBF16(_ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, _ k: Int) -> Float {

@@ -90,8 +90,7 @@ func floats(_ bytes: [UInt8]) -> [Float] {
 }
 
 /// A minimal llama-shaped Hugging Face directory: `layers` layers of small f32 tensors.
-func makeTinyLlama(in dir: TemporaryDirectory, layers: Int = 2, hidden: Int = 8, identicalLayers: Bool = false,
-                   config: String? = nil) {
+func makeTinyLlama(in dir: TemporaryDirectory, layers: Int = 2, hidden: Int = 8, identicalLayers: Bool = false) {
     var tensors: [(String, String, [Int], [UInt8])] = []
     func values(_ count: Int, seed: Int) -> [UInt8] { floatBytes((0..<count).map { Float(($0 * 31 + seed * 17) % 97) / 97 }) }
     tensors.append(("model.embed_tokens.weight", "F32", [16, hidden], values(16 * hidden, seed: 1)))
@@ -102,5 +101,5 @@ func makeTinyLlama(in dir: TemporaryDirectory, layers: Int = 2, hidden: Int = 8,
     }
     tensors.append(("model.norm.weight", "F32", [hidden], values(hidden, seed: 3)))
     dir.write("model.safetensors", makeSafetensors(tensors))
-    dir.write("config.json", Array((config ?? "{\"model_type\":\"llama\",\"num_hidden_layers\":\(layers),\"hidden_size\":\(hidden)}").utf8))
+    dir.write("config.json", Array("{\"model_type\":\"llama\",\"num_hidden_layers\":\(layers),\"hidden_size\":\(hidden)}".utf8))
 }
