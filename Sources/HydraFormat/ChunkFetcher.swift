@@ -33,15 +33,15 @@ public struct ChunkFetcher: Sendable {
         FormatError(error.path, "chunk file is shorter than the manifest says: \(error)")
     }
 
-    private func prepare(_ indices: [Int], _ destinations: [UnsafeMutableRawPointer], direct: Bool) throws -> ([FileHandleBox], [FileRead]) {
+    private func prepare(_ indices: [Int], _ destinations: [UnsafeMutableRawPointer], direct: Bool) throws -> ([SharedFile], [FileRead]) {
         precondition(indices.count == destinations.count)
-        var files: [FileHandleBox] = []
+        var files: [SharedFile] = []
         var reads: [FileRead] = []
         for (index, destination) in zip(indices, destinations) {
             let chunk = entry.manifest.chunks[index]
             let path = entry.store.chunkPath(chunk.sha256)
             let aligned = chunk.storedBytes % Manifest.alignmentBytes == 0
-            let box = try FileHandleBox(FileReaders.open(path, direct: direct && aligned))
+            let box = try SharedFile(FileReaders.open(path, direct: direct && aligned))
             files.append(box)
             reads.append(FileRead(fd: box.fd, offset: 0, length: chunk.storedBytes, buffer: destination, path: path))
         }
@@ -58,13 +58,4 @@ public struct ChunkFetcher: Sendable {
             close(fd)
         }
     }
-}
-
-/// An open file kept alive while reads into it are in flight.
-final class FileHandleBox: @unchecked Sendable {
-    let fd: Int32
-    init(_ descriptor: consuming FileDescriptor) {
-        fd = dup(descriptor.rawValue)
-    }
-    deinit { close(fd) }
 }

@@ -40,14 +40,14 @@ final class ChunkSink: @unchecked Sendable {
         toHash = BlockingQueue(capacity: bufferCount)
         toWrite = BlockingQueue(capacity: bufferCount)
         // SHA-256 (about 1.4 GB/s a core here) is the slowest stage: hash on several threads.
-        let hashersLeft = ManagedCounter(hashThreads)
+        let hashersLeft = LockedBox(hashThreads)
         for n in 0..<hashThreads {
             start("hydra-chunk-hash-\(n)") { [self] in
                 while var job = toHash.take() {
                     if !failed { attempt { try hash(&job) } }
                     toWrite.put(job)
                 }
-                if hashersLeft.decrement() == 0 { toWrite.close() }
+                if hashersLeft.withValue({ $0 -= 1; return $0 }) == 0 { toWrite.close() }
             }
         }
         start("hydra-chunk-write") { [self] in
@@ -125,12 +125,4 @@ final class ChunkSink: @unchecked Sendable {
         }
         lock.withLock { bytesWritten += bytes.count }
     }
-}
-
-/// A thread-safe countdown.
-final class ManagedCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Int
-    init(_ value: Int) { self.value = value }
-    func decrement() -> Int { lock.withLock { value -= 1; return value } }
 }

@@ -90,7 +90,7 @@ public struct RemoteStoreServer: Sendable {
         do { descriptor = try HydraSystem.FileDescriptor.open(path) } catch {
             throw HTTPError(.notFound, message: "no chunk \(hash)")
         }
-        let file = OpenFile(descriptor)
+        let file = SharedFile(descriptor)
         let length = try file.size()
         var headers: HTTPFields = [.acceptRanges: "bytes", .eTag: "\"\(hash)\"", .contentType: "application/octet-stream"]
         let range: ByteRange
@@ -129,25 +129,6 @@ public struct RemoteStoreServer: Sendable {
             }
             try await writer.finish(nil)
         })
-    }
-}
-
-/// Keeps a file open for as long as a streamed response needs it.
-final class OpenFile: @unchecked Sendable {
-    let fd: Int32
-    private let path: String
-
-    init(_ descriptor: consuming HydraSystem.FileDescriptor) {
-        path = descriptor.path
-        fd = dup(descriptor.rawValue)
-    }
-
-    deinit { close(fd) }
-
-    func size() throws -> Int {
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw SystemError("fstat", path: path, errno: errno) }
-        return Int(info.st_size)
     }
 }
 

@@ -34,12 +34,12 @@ import Testing
         let file = try FileReaders.open(path, direct: direct)
         #expect(file.isDirect == direct)
         let ranges = [0..<size, 4096..<(4096 * 5), (8 << 20)..<size]
-        let buffers = ranges.map { AlignedBufferBox(count: $0.count) }
+        let buffers = ranges.map { SharedBuffer(count: $0.count) }
         try await reader.read(zip(ranges, buffers).map {
-            FileRead(fd: file.rawValue, offset: $0.lowerBound, length: $0.count, buffer: $1.pointer, path: path)
+            FileRead(fd: file.rawValue, offset: $0.lowerBound, length: $0.count, buffer: $1.baseAddress, path: path)
         })
         for (range, buffer) in zip(ranges, buffers) {
-            #expect(buffer.bytes == Self.expected(range), "\(range)")
+            #expect(Array(UnsafeRawBufferPointer(buffer.bytes)) == Self.expected(range), "\(range)")
         }
     }
 
@@ -47,10 +47,10 @@ import Testing
         let path = try Self.makeFile(size: 10_000)
         defer { unlink(path) }
         let file = try FileDescriptor.open(path)
-        let buffer = AlignedBufferBox(count: 20_000)
+        let buffer = SharedBuffer(count: 20_000)
         for (_, make) in Self.readers {
             let error = await #expect(throws: ShortRead.self) {
-                try await make().read([FileRead(fd: file.rawValue, offset: 0, length: 20_000, buffer: buffer.pointer, path: path)])
+                try await make().read([FileRead(fd: file.rawValue, offset: 0, length: 20_000, buffer: buffer.baseAddress, path: path)])
             }
             #expect(error?.offset == 10_000)
         }
@@ -58,15 +58,15 @@ import Testing
 
     @Test func badDescriptorIsASystemErrorAndTheReaderCarriesOn() async throws {
         let reader = FileReaders.make()
-        let buffer = AlignedBufferBox(count: 4096)
+        let buffer = SharedBuffer(count: 4096)
         await #expect(throws: SystemError.self) {
-            try await reader.read([FileRead(fd: 9999, offset: 0, length: 4096, buffer: buffer.pointer, path: "nowhere")])
+            try await reader.read([FileRead(fd: 9999, offset: 0, length: 4096, buffer: buffer.baseAddress, path: "nowhere")])
         }
         let path = try Self.makeFile(size: 4096)
         defer { unlink(path) }
         let file = try FileDescriptor.open(path)
-        try await reader.read([FileRead(fd: file.rawValue, offset: 0, length: 4096, buffer: buffer.pointer, path: path)])
-        #expect(buffer.bytes == Self.expected(0..<4096))
+        try await reader.read([FileRead(fd: file.rawValue, offset: 0, length: 4096, buffer: buffer.baseAddress, path: path)])
+        #expect(Array(UnsafeRawBufferPointer(buffer.bytes)) == Self.expected(0..<4096))
     }
 
     @Test func concurrentBatchesAllComplete() async throws {
@@ -80,11 +80,11 @@ import Testing
             for task in 0..<32 {
                 group.addTask {
                     let offset = task * 4096 * 7 % (size - 65536)
-                    let buffer = AlignedBufferBox(count: 65536)
+                    let buffer = SharedBuffer(count: 65536)
                     try await reader.read((0..<4).map { i in
-                        FileRead(fd: fd, offset: offset + i * 16384, length: 16384, buffer: buffer.pointer + i * 16384, path: path)
+                        FileRead(fd: fd, offset: offset + i * 16384, length: 16384, buffer: buffer.baseAddress + i * 16384, path: path)
                     })
-                    return buffer.bytes == Self.expected(offset..<(offset + 65536))
+                    return Array(UnsafeRawBufferPointer(buffer.bytes)) == Self.expected(offset..<(offset + 65536))
                 }
             }
             var all = 0
@@ -93,18 +93,4 @@ import Testing
         }
         withExtendedLifetime(file) {}
     }
-}
-
-/// A page-aligned buffer usable across tasks.
-final class AlignedBufferBox: @unchecked Sendable {
-    let pointer: UnsafeMutableRawPointer
-    let count: Int
-    init(count: Int) {
-        var p: UnsafeMutableRawPointer?
-        posix_memalign(&p, 4096, count)
-        pointer = p!
-        self.count = count
-    }
-    deinit { free(pointer) }
-    var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: pointer, count: count)) }
 }
