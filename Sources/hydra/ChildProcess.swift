@@ -11,7 +11,9 @@ struct ChildProcess {
         let peakRSSBytes: Int
     }
 
-    static func run(_ arguments: [String], quiet: Bool = true, stdoutPath: String? = nil) throws -> Result {
+    /// `environment` adds to (or overrides) this process's variables for the child only.
+    static func run(_ arguments: [String], quiet: Bool = true, stdoutPath: String? = nil,
+                    environment: [String: String] = [:]) throws -> Result {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -22,9 +24,13 @@ struct ChildProcess {
         }
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var variables = ProcessInfo.processInfo.environment
+        variables.merge(environment) { _, new in new }
+        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
         let start = DispatchTime.now()
-        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
         guard rc == 0 else { throw BenchError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         var usage = rusage()
@@ -40,9 +46,7 @@ struct ChildProcess {
     static func runCapturing(_ arguments: [String], environment: [String: String] = [:]) throws -> (Result, String) {
         let output = NSTemporaryDirectory() + "hydra-child-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
         defer { unlink(output) }
-        for (key, value) in environment { setenv(key, value, 1) }
-        defer { for key in environment.keys { unsetenv(key) } }
-        let result = try run(arguments, quiet: true, stdoutPath: output)
+        let result = try run(arguments, quiet: true, stdoutPath: output, environment: environment)
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         return (result, text)
     }
