@@ -25,43 +25,40 @@ public enum Kernels {
     }
 
     public static func rmsNorm(_ x: Matrix, _ weight: Weight, eps: Float) -> Matrix {
-        var out = x
         let n = x.columns
         let gain = weightAsFloats(weight)
-        out.values.withUnsafeMutableBufferPointer { v in
-            let base = v.baseAddress!
-            Parallel.forEach(x.rows, minimumPerThread: 16) { rows in
-                for r in rows {
-                    let row = base + r * n
-                    var sum: Float = 0
-                    for i in 0..<n { sum += row[i] * row[i] }
-                    let scale = 1 / (sum / Float(n) + eps).squareRoot()
-                    for i in 0..<n { row[i] = row[i] * scale * gain[i] }
-                }
-            }
+        return mapRows(x) { row in
+            var sum: Float = 0
+            for i in 0..<n { sum += row[i] * row[i] }
+            let scale = 1 / (sum / Float(n) + eps).squareRoot()
+            for i in 0..<n { row[i] = row[i] * scale * gain[i] }
         }
-        return out
     }
 
     public static func layerNorm(_ x: Matrix, _ weight: Weight, _ bias: Weight?, eps: Float) -> Matrix {
-        var out = x
         let n = x.columns
         let gain = weightAsFloats(weight)
         let shift = bias.map(weightAsFloats) ?? [Float](repeating: 0, count: n)
+        return mapRows(x) { row in
+            var mean: Float = 0
+            for i in 0..<n { mean += row[i] }
+            mean /= Float(n)
+            var variance: Float = 0
+            for i in 0..<n { variance += (row[i] - mean) * (row[i] - mean) }
+            variance /= Float(n)
+            let scale = 1 / (variance + eps).squareRoot()
+            for i in 0..<n { row[i] = (row[i] - mean) * scale * gain[i] + shift[i] }
+        }
+    }
+
+    /// A copy of `x` with `transform` applied to each row in place, rows split across threads.
+    static func mapRows(_ x: Matrix, _ transform: (UnsafeMutablePointer<Float>) -> Void) -> Matrix {
+        var out = x
+        let n = x.columns
         out.values.withUnsafeMutableBufferPointer { v in
             let base = v.baseAddress!
             Parallel.forEach(x.rows, minimumPerThread: 16) { rows in
-                for r in rows {
-                    let row = base + r * n
-                    var mean: Float = 0
-                    for i in 0..<n { mean += row[i] }
-                    mean /= Float(n)
-                    var variance: Float = 0
-                    for i in 0..<n { variance += (row[i] - mean) * (row[i] - mean) }
-                    variance /= Float(n)
-                    let scale = 1 / (variance + eps).squareRoot()
-                    for i in 0..<n { row[i] = (row[i] - mean) * scale * gain[i] + shift[i] }
-                }
+                for r in rows { transform(base + r * n) }
             }
         }
         return out
