@@ -38,3 +38,50 @@ CURLcode chydra_curl_set_write_function(CURL *handle, size_t (*function)(char *,
 CURLcode chydra_curl_get_response_code(CURL *handle, long *code) {
     return curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, code);
 }
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <string.h>
+
+int chydra_memfd_create(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+int chydra_seal_read_only(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+}
+
+/* fd < 0: a plain send. MSG_NOSIGNAL: a peer that went away is an error, not SIGPIPE. */
+ssize_t chydra_send_with_fd(int socket, const void *bytes, size_t count, int fd) {
+    struct iovec vector = { .iov_base = (void *)bytes, .iov_len = count };
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1 };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        message.msg_control = control.buffer;
+        message.msg_controllen = sizeof control.buffer;
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    }
+    return sendmsg(socket, &message, MSG_NOSIGNAL);
+}
+
+/* *fd is set to a received descriptor (close-on-exec) or -1. */
+ssize_t chydra_receive_with_fd(int socket, void *bytes, size_t count, int *fd) {
+    struct iovec vector = { .iov_base = bytes, .iov_len = count };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1,
+                              .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    *fd = -1;
+    ssize_t received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (received < 0) return received;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+            memcpy(fd, CMSG_DATA(header), sizeof(int));
+        }
+    }
+    return received;
+}

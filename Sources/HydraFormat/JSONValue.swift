@@ -98,7 +98,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
 }
 
 /// A one-line description of a decoding error.
-func describe(_ error: Error) -> String {
+public func describe(_ error: Error) -> String {
     switch error {
     case DecodingError.dataCorrupted(let context):
         let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String

@@ -135,3 +135,24 @@ public struct FormatVersion: Sendable, Equatable, CustomStringConvertible {
         self.init(major: major, minor: minor)
     }
 }
+
+extension Manifest {
+    /// Stage `stage` of the `pp`-stage plan.
+    public func stage(_ stage: Int, of pp: Int) throws -> Stage {
+        guard let plan = stagePlans.first(where: { $0.pp == pp }) else {
+            let available = stagePlans.map(\.pp)
+            throw FormatError(name, "no stage plan for pp=\(pp) (available: \(available.map(String.init).joined(separator: ", ")))")
+        }
+        guard stage >= 0 && stage < pp else { throw FormatError(name, "stage \(stage) out of range for pp=\(pp)") }
+        return plan.stages[stage]
+    }
+
+    /// The chunk indices of stage `stage` of `pp` in execution order, or with `complement` every
+    /// other chunk of the model (what a stage worker lacks to become the whole model).
+    public func chunkIndices(stage: Int, of pp: Int, complement: Bool = false) throws -> [Int] {
+        let own = try self.stage(stage, of: pp).chunks
+        guard complement else { return own }
+        let held = Set(own)
+        return chunks.indices.filter { !held.contains($0) }
+    }
+}

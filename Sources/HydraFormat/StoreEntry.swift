@@ -29,12 +29,7 @@ public struct StoreEntry: Sendable {
 
     /// Stage `stage` of the `pp`-stage plan.
     public func stage(_ stage: Int, of pp: Int) throws -> Manifest.Stage {
-        guard let plan = manifest.stagePlans.first(where: { $0.pp == pp }) else {
-            let available = manifest.stagePlans.map(\.pp)
-            throw FormatError(manifest.name, "no stage plan for pp=\(pp) (available: \(available.map(String.init).joined(separator: ", ")))")
-        }
-        guard stage >= 0 && stage < pp else { throw FormatError(manifest.name, "stage \(stage) out of range for pp=\(pp)") }
-        return plan.stages[stage]
+        try manifest.stage(stage, of: pp)
     }
 
     /// The chunks stage `stage` of `pp` needs, in execution order.

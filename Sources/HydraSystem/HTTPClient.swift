@@ -43,8 +43,21 @@ public final class HTTPClient {
         var written = 0
         var overflow = false
         /// Hashes the body as it arrives (while each piece is still in cache).
-        var hasher: SHA256Hasher?
+        var hasher: IncrementalSHA256?
         var link: SharedTokenBucket?
+        /// Set on the first body bytes: an error response's body is kept apart, never written
+        /// into the caller's buffer or hashed.
+        var successful: Bool?
+        var handle: UnsafeMutableRawPointer?
+    }
+
+    /// One attempt at a byte range: what arrived before it ended, and why it ended early.
+    public struct Transfer: Sendable {
+        /// The HTTP status (0 when none was received).
+        public let status: Int
+        /// Bytes written to the buffer (and fed to the digest) — valid even when `failure` is set.
+        public let count: Int
+        public let failure: String?
     }
 
     /// GET `url` (optionally a byte range), returning status and body.
@@ -62,10 +75,33 @@ public final class HTTPClient {
         let sink = Sink()
         sink.buffer = buffer
         sink.link = link
-        if hashing { sink.hasher = SHA256Hasher() }
+        if hashing { sink.hasher = IncrementalSHA256() }
         let status = try perform(url, range: range, sink: sink)
         if sink.overflow { throw Failure(url: url, message: "response longer than the \(buffer.count) bytes expected") }
-        return (status, sink.written, sink.hasher.take()?.finalizeHex())
+        return (status, sink.written, sink.successful == false ? nil : sink.hasher?.finalizeHex())
+    }
+
+    /// GET `range` of `url` into `buffer`, feeding `digest` in order. Never throws: a transfer
+    /// cut short reports how many bytes did arrive, so the caller can resume after them.
+    public func transfer(_ url: String, range: ClosedRange<Int>, into buffer: UnsafeMutableRawBufferPointer,
+                         digest: IncrementalSHA256?) -> Transfer {
+        let sink = Sink()
+        sink.buffer = buffer
+        sink.link = link
+        sink.hasher = digest
+        do {
+            let status = try perform(url, range: range, sink: sink)
+            if sink.overflow { return Transfer(status: status, count: sink.written, failure: "response longer than the \(buffer.count) bytes asked for") }
+            if status != 200 && status != 206 {
+                let detail = String(decoding: sink.bytes.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                return Transfer(status: status, count: 0, failure: "HTTP \(status)" + (detail.isEmpty ? "" : ": \(detail)"))
+            }
+            return Transfer(status: status, count: sink.written, failure: nil)
+        } catch {
+            var status = 0
+            chydra_curl_get_response_code(handle, &status)
+            return Transfer(status: status, count: sink.written, failure: "\(error)")
+        }
     }
 
     private func perform(_ url: String, range: ClosedRange<Int>?, sink: Sink) throws -> Int {
@@ -83,16 +119,22 @@ public final class HTTPClient {
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
             sink.link?.consume(length)
-            if let buffer = sink.buffer {
+            if sink.buffer != nil && sink.successful == nil {
+                var status = 0
+                chydra_curl_get_response_code(sink.handle, &status)
+                sink.successful = status == 200 || status == 206
+            }
+            if let buffer = sink.buffer, sink.successful == true {
                 guard sink.written + length <= buffer.count else { sink.overflow = true; return 0 }
                 (buffer.baseAddress! + sink.written).copyMemory(from: data!, byteCount: length)
                 sink.hasher?.update(UnsafeRawBufferPointer(start: data, count: length))
                 sink.written += length
-            } else {
+            } else if sink.buffer == nil || sink.bytes.count < 4096 {
                 sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
             }
             return length
         }
+        sink.handle = handle
         let context = Unmanaged.passUnretained(sink).toOpaque()
         chydra_curl_set_pointer(handle, CURLOPT_WRITEDATA, context)
         let code = withExtendedLifetime(sink) { curl_easy_perform(handle) }

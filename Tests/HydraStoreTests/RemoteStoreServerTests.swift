@@ -15,11 +15,7 @@ final class ServedStore: @unchecked Sendable {
 
     init(token: String? = nil, model: String = "llama2-tiny") async throws {
         root = NSTemporaryDirectory() + "hydra-served-" + UUID().uuidString
-        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures").path
-        var options = ConvertOptions(name: "m")
-        options.chunkSizeBytes = 64 << 10
-        _ = try Converter.convert(try Converter.loadSource(fixtures + "/tiny/" + model), into: StoreDirectory(root: root), options: options)
-        entry = try StoreEntry(store: StoreDirectory(root: root), name: "m")
+        entry = try Self.convert(model, as: "m", into: root)
         var configuration = RemoteStoreServer.Configuration(root: root)
         configuration.port = 0
         configuration.token = token
@@ -48,6 +44,16 @@ final class ServedStore: @unchecked Sendable {
             throw error
         }
         await served.stop()
+    }
+
+    /// Converts a tiny fixture into the store at `root` (64 KiB chunks: several per model).
+    @discardableResult
+    static func convert(_ fixture: String, as name: String, into root: String) throws -> StoreEntry {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures").path
+        var options = ConvertOptions(name: name)
+        options.chunkSizeBytes = 64 << 10
+        _ = try Converter.convert(try Converter.loadSource(fixtures + "/tiny/" + fixture), into: StoreDirectory(root: root), options: options)
+        return try StoreEntry(store: StoreDirectory(root: root), name: name)
     }
 
     func chunkBytes(_ hash: String) -> [UInt8] {

@@ -20,4 +20,14 @@ CURLcode chydra_curl_set_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode chydra_curl_set_write_function(CURL *handle, size_t (*function)(char *, size_t, size_t, void *));
 CURLcode chydra_curl_get_response_code(CURL *handle, long *code);
 
+// memfd_create + seals (_GNU_SOURCE): shared memory a node cache hands to workers, sealed
+// read-only once a chunk is verified.
+int chydra_memfd_create(const char *name);
+int chydra_seal_read_only(int fd);
+
+// sendmsg/recvmsg with one SCM_RIGHTS descriptor: CMSG_* are macros.
+#include <sys/types.h>
+ssize_t chydra_send_with_fd(int socket, const void *bytes, size_t count, int fd);
+ssize_t chydra_receive_with_fd(int socket, void *bytes, size_t count, int *fd);
+
 #endif

@@ -1,0 +1,121 @@
+import Foundation
+import HydraFormat
+import HydraSystem
+
+extension NodeCache {
+    /// One fetch thread: takes the highest-priority queued chunk (oldest first), fetches it in
+    /// range pieces, verifies and publishes it.
+    func fetchLoop(client: HTTPClient) {
+        while let entry = nextEntry() {
+            fetch(entry, client: client)
+        }
+    }
+
+    /// Blocks until a chunk can be fetched (with room reserved for it), or returns nil on shutdown.
+    func nextEntry() -> Entry? {
+        condition.withLock {
+            while true {
+                if stopped { return nil }
+                guard let best = queue.indices.max(by: { queue[$0].priority < queue[$1].priority || (queue[$0].priority == queue[$1].priority && $0 > $1) }) else {
+                    condition.wait()
+                    continue
+                }
+                let entry = queue.remove(at: best)
+                if entry.memory == nil {
+                    guard makeRoomLocked(entry.chunk.storedBytes) else {
+                        let held = usedBytes
+                        failLocked(entry, "node cache full: chunk \(entry.chunk.sha256) needs \(entry.chunk.storedBytes) bytes, "
+                                   + "\(held) of \(configuration.capacityBytes) are held by attached workers or fetches in flight")
+                        continue
+                    }
+                    do {
+                        let memory = try SharedMemoryFile(name: "hydra-chunk-\(entry.chunk.sha256.prefix(16))", count: entry.chunk.storedBytes)
+                        entry.mapping = try memory.map(writable: true)
+                        entry.memory = memory
+                        usedBytes += entry.chunk.storedBytes
+                    } catch {
+                        failLocked(entry, "cannot allocate shared memory for chunk \(entry.chunk.sha256): \(error)")
+                        continue
+                    }
+                }
+                entry.state = .fetching
+                return entry
+            }
+        }
+    }
+
+    /// True when a high-priority chunk waits and this low-priority one should step aside.
+    func shouldYield(_ entry: Entry) -> Bool {
+        condition.withLock { entry.priority == .low && queue.contains { $0.priority == .high } }
+    }
+
+    func fetch(_ entry: Entry, client: HTTPClient) {
+        let chunk = entry.chunk
+        let remotes = configuration.remotes
+        var backoffSeconds = configuration.retryInitialSeconds
+        var lastProblem = ""
+        while true {
+            // Receive the rest of the chunk, piece by piece, resuming after failures.
+            while entry.received < chunk.storedBytes {
+                if shouldYield(entry) {
+                    condition.withLock {
+                        entry.state = .queued
+                        queue.append(entry)
+                        condition.broadcast()
+                    }
+                    return
+                }
+                let remote = remotes[entry.remoteIndex % remotes.count]
+                let end = min(entry.received + configuration.pieceBytes, chunk.storedBytes)
+                let target = UnsafeMutableRawBufferPointer(rebasing: entry.mapping!.mutableBytes[entry.received..<end])
+                let result = client.transfer("\(remote)/v1/chunks/\(chunk.sha256)", range: entry.received...(end - 1),
+                                             into: target, digest: entry.digest)
+                entry.received += result.count
+                let problem = result.failure ?? (result.count == 0 ? "empty response" : nil)
+                condition.withLock { counters.bytesFetched += result.count; if problem != nil { counters.transferErrors += 1 } }
+                guard let problem else { backoffSeconds = configuration.retryInitialSeconds; continue }
+                lastProblem = "\(remote): \(problem)"
+                logger.warning("chunk transfer failed; retrying", metadata: ["chunk": "\(chunk.sha256)", "received": "\(entry.received)", "problem": "\(lastProblem)"])
+                if DispatchTime.now().uptimeNanoseconds + UInt64(backoffSeconds * 1e9) > entry.deadlineNanoseconds {
+                    condition.withLock {
+                        failLocked(entry, "could not fetch chunk \(chunk.sha256) (\(entry.received) of \(chunk.storedBytes) bytes received) "
+                                   + "within \(configuration.orderTimeoutSeconds) s; last error: \(lastProblem)")
+                    }
+                    return
+                }
+                Thread.sleep(forTimeInterval: backoffSeconds)
+                backoffSeconds = min(backoffSeconds * 2, configuration.retryMaxSeconds)
+                entry.remoteIndex += 1
+                if condition.withLock({ stopped }) { return }
+            }
+            // Every byte arrived: the digest was computed as they streamed in.
+            let actual = entry.digest.finalizeHex()
+            if actual == chunk.sha256 { break }
+            entry.verificationFailures += 1
+            let remote = remotes[entry.remoteIndex % remotes.count]
+            logger.error("chunk failed verification; refetching from the next remote",
+                         metadata: ["chunk": "\(chunk.sha256)", "remote": "\(remote)", "actual": "\(actual)"])
+            let exhausted = entry.verificationFailures >= configuration.verificationAttemptsPerRemote * remotes.count
+            condition.withLock {
+                counters.verificationFailures += 1
+                if exhausted {
+                    failLocked(entry, "chunk \(chunk.sha256) failed verification \(entry.verificationFailures) times "
+                               + "(remotes: \(remotes.joined(separator: ", "))): the bytes served hash to \(actual)")
+                }
+            }
+            if exhausted { return }
+            entry.received = 0
+            entry.digest = IncrementalSHA256()
+            entry.remoteIndex += 1
+        }
+        // Unmap the writable view, then seal: from here on nobody can change these bytes.
+        entry.mapping = nil
+        do {
+            try entry.memory!.sealReadOnly()
+        } catch {
+            condition.withLock { failLocked(entry, "cannot seal chunk \(chunk.sha256): \(error)") }
+            return
+        }
+        condition.withLock { publishLocked(entry) }
+    }
+}

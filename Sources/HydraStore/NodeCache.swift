@@ -1,0 +1,191 @@
+import Foundation
+import HydraFormat
+import HydraSystem
+import Logging
+
+/// The node cache (`hydra cache serve`, one per node): chunks in sealed shared memory, fetched
+/// from remote stores on prefetch orders, handed to attached workers the moment each one is
+/// verified. All state sits behind one lock; fetches run on `connections` dedicated threads, each
+/// with its own keep-alive connection, sharing the node's emulated NIC.
+public final class NodeCache: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var node: String
+        public var capacityBytes: Int
+        /// Remote stores, tried in turn: a failed or corrupt transfer moves to the next one.
+        public var remotes: [String]
+        public var token: String?
+        /// Parallel transfers (keep-alive connections).
+        public var connections = 4
+        /// The node's emulated NIC; nil: unlimited.
+        public var nicGigabitsPerSecond: Double?
+        /// Bytes per range request: the unit of resumption and of yielding to high priority.
+        public var pieceBytes = 8 << 20
+        /// A chunk that cannot be fetched within this time fails its orders.
+        public var orderTimeoutSeconds: Double = 120
+        public var retryInitialSeconds = 0.05
+        public var retryMaxSeconds = 2.0
+        /// Whole-chunk verification attempts per remote before a chunk is declared corrupt.
+        public var verificationAttemptsPerRemote = 2
+
+        public init(node: String, capacityBytes: Int, remotes: [String]) {
+            self.node = node
+            self.capacityBytes = capacityBytes
+            self.remotes = remotes.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        }
+    }
+
+    public let configuration: Configuration
+    let logger: Logger
+    let link: SharedTokenBucket?
+    let condition = NSCondition()
+    // Everything below is guarded by `condition`.
+    var entries: [String: Entry] = [:]
+    var queue: [Entry] = []
+    var manifests: [String: Manifest] = [:]
+    var subscriptions = 0
+    var usedBytes = 0
+    var useClock: UInt64 = 0
+    var stopped = false
+    var counters = Counters()
+    let threads = DispatchGroup()
+
+    struct Counters {
+        var bytesFetched = 0
+        var chunksPublished = 0
+        var transferErrors = 0
+        var verificationFailures = 0
+        var failedChunks = 0
+        var evictions = 0
+    }
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "hydra.cache")) {
+        precondition(!configuration.remotes.isEmpty, "a node cache needs at least one remote store")
+        precondition(configuration.connections > 0 && configuration.pieceBytes > 0)
+        self.configuration = configuration
+        self.logger = logger
+        link = configuration.nicGigabitsPerSecond.map { SharedTokenBucket(gigabitsPerSecond: $0) }
+        for index in 0..<configuration.connections {
+            threads.enter()
+            let thread = Thread { [self] in
+                defer { threads.leave() }
+                fetchLoop(client: HTTPClient(bearerToken: configuration.token, timeoutSeconds: 30, link: link))
+            }
+            thread.name = "hydra-cache-fetch-\(index)"
+            thread.start()
+        }
+    }
+
+    /// Stops the fetch threads after their current piece; orders still pending fail.
+    public func shutdown() {
+        condition.withLock {
+            stopped = true
+            for entry in queue { failLocked(entry, "the node cache is shutting down") }
+            queue.removeAll()
+            condition.broadcast()
+        }
+        threads.wait()
+    }
+
+    /// Starts fetching what `order` names (nothing is pinned: the chunks are evictable once
+    /// cached). Returns the chunks ordered.
+    @discardableResult
+    public func prefetch(_ order: CacheOrder) throws -> [Manifest.Chunk] {
+        let (manifest, indices) = try resolve(order)
+        condition.withLock {
+            for index in indices { _ = entryLocked(manifest.chunks[index], priority: order.priority) }
+            condition.broadcast()
+        }
+        return indices.map { manifest.chunks[$0] }
+    }
+
+    /// Orders `order` and subscribes to it: every chunk is pinned (never evicted) until the
+    /// subscription is cancelled; cached chunks are delivered at once, the rest as they land.
+    public func attach(_ order: CacheOrder) throws -> CacheSubscription {
+        let (manifest, indices) = try resolve(order)
+        return condition.withLock {
+            let subscription = CacheSubscription(cache: self, manifest: manifest, indices: indices)
+            var ready: [(Int, Entry)] = []
+            for index in indices {
+                let entry = entryLocked(manifest.chunks[index], priority: order.priority)
+                entry.pins += 1
+                subscription.entries.append(entry)
+                if entry.state == .ready { ready.append((index, entry)) } else { entry.subscribers.append((subscription, index)) }
+            }
+            subscriptions += 1
+            for (index, entry) in ready { subscription.deliver(index: index, chunk: entry.chunk, memory: entry.memory!) }
+            if indices.isEmpty { subscription.finishIfComplete() }
+            condition.broadcast()
+            return subscription
+        }
+    }
+
+    public func status() -> CacheStatus {
+        condition.withLock {
+            let values = entries.values
+            return CacheStatus(
+                node: configuration.node, capacityBytes: configuration.capacityBytes, usedBytes: usedBytes,
+                cachedChunks: values.filter { $0.state == .ready }.map(\.chunk.sha256).sorted(),
+                inFlightChunks: values.filter { $0.state == .fetching }.count,
+                queuedChunks: values.filter { $0.state == .queued }.count,
+                attachedWorkers: subscriptions,
+                bytesFetched: counters.bytesFetched, chunksPublished: counters.chunksPublished,
+                transferErrors: counters.transferErrors, verificationFailures: counters.verificationFailures,
+                failedChunks: counters.failedChunks, evictions: counters.evictions)
+        }
+    }
+
+    // MARK: - Orders
+
+    /// The manifest (fetched once per model, from the first remote that has it) and the chunk
+    /// indices the order names.
+    func resolve(_ order: CacheOrder) throws -> (Manifest, [Int]) {
+        guard StoreDirectory.isValidModelName(order.model) else { throw FormatError(order.model, "invalid model name") }
+        let manifest = try condition.withLock { manifests[order.model] } ?? fetchManifest(order.model)
+        return (manifest, try manifest.chunkIndices(stage: order.stage, of: order.pp, complement: order.complement))
+    }
+
+    func fetchManifest(_ name: String) throws -> Manifest {
+        var problems: [String] = []
+        for remote in configuration.remotes {
+            do {
+                let manifest = try RemoteFetcher(baseURL: remote, token: configuration.token).manifest(name)
+                condition.withLock { manifests[name] = manifest }
+                return manifest
+            } catch {
+                problems.append("\(error)")
+            }
+        }
+        throw FormatError(name, "no remote store could provide the manifest: " + problems.joined(separator: "; "))
+    }
+
+    /// The entry for `chunk`, queued for fetching if it is new; a higher priority upgrades it.
+    func entryLocked(_ chunk: Manifest.Chunk, priority: CacheOrder.Priority) -> Entry {
+        if let entry = entries[chunk.sha256] {
+            if entry.priority < priority { entry.priority = priority }
+            useClock += 1
+            entry.lastUse = useClock
+            return entry
+        }
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(configuration.orderTimeoutSeconds * 1e9)
+        let entry = Entry(chunk: chunk, priority: priority, deadlineNanoseconds: deadline)
+        useClock += 1
+        entry.lastUse = useClock
+        entries[chunk.sha256] = entry
+        queue.append(entry)
+        return entry
+    }
+
+    /// Called by a subscription when its worker is done with it.
+    func release(_ subscription: CacheSubscription) {
+        condition.withLock {
+            for entry in subscription.entries {
+                entry.pins -= 1
+                entry.subscribers.removeAll { $0.0 === subscription }
+                useClock += 1
+                entry.lastUse = useClock
+            }
+            subscriptions -= 1
+            condition.broadcast()
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import CHydraShims
+import Glibc
+
+/// Anonymous shared memory (memfd) that can be handed to other processes by descriptor.
+/// A node cache fills one per chunk, then seals it read-only: what a worker maps can never change.
+public final class SharedMemoryFile: @unchecked Sendable {
+    public let fd: Int32
+    public let count: Int
+
+    /// A new zero-filled memfd of `count` bytes (pages are allocated as they are written).
+    public init(name: String, count: Int) throws {
+        let fd = try retryingEINTR("memfd_create", path: name) { chydra_memfd_create(name) }
+        guard ftruncate(fd, off_t(count)) == 0 else {
+            let code = errno
+            close(fd)
+            throw SystemError("ftruncate(\(count))", path: name, errno: code)
+        }
+        self.fd = fd
+        self.count = count
+    }
+
+    /// Adopts a received descriptor; its size is read from the file.
+    public init(adopting fd: Int32) throws {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SystemError("fstat", errno: errno) }
+        self.fd = fd
+        count = Int(info.st_size)
+    }
+
+    deinit { close(fd) }
+
+    /// Maps the whole file (shared: writes land in the file itself).
+    public func map(writable: Bool) throws -> MappedMemory {
+        try MappedMemory(fd: fd, count: count, writable: writable)
+    }
+
+    /// No more writes, growing or shrinking, ever. Fails while a writable mapping exists.
+    public func sealReadOnly() throws {
+        guard chydra_seal_read_only(fd) == 0 else { throw SystemError("seal read-only", errno: errno) }
+    }
+}
+
+/// An mmap'd region, unmapped when released.
+public final class MappedMemory: @unchecked Sendable {
+    public let baseAddress: UnsafeMutableRawPointer?
+    public let count: Int
+
+    init(fd: Int32, count: Int, writable: Bool) throws {
+        self.count = count
+        guard count > 0 else { baseAddress = nil; return }
+        let protection = writable ? PROT_READ | PROT_WRITE : PROT_READ
+        let address = mmap(nil, count, protection, MAP_SHARED, fd, 0)
+        guard let address, address != MAP_FAILED else { throw SystemError("mmap(\(count))", errno: errno) }
+        baseAddress = address
+    }
+
+    deinit { if let baseAddress { munmap(baseAddress, count) } }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: baseAddress, count: count) }
+    public var mutableBytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: baseAddress, count: count) }
+}

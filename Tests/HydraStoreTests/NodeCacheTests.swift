@@ -1,0 +1,263 @@
+import Foundation
+import Logging
+import Testing
+import HydraFormat
+import HydraSystem
+@testable import HydraStore
+
+/// A node cache in this process, served on a Unix socket in a fresh temporary directory.
+final class CachedNode: @unchecked Sendable {
+    let cache: NodeCache
+    let server: NodeCacheServer
+    let directory: String
+    var socketPath: String { directory + "/cache.sock" }
+
+    init(remotes: [Int], capacityBytes: Int = 1 << 30, nicGbps: Double? = nil, timeoutSeconds: Double = 30, connections: Int = 4) throws {
+        directory = NSTemporaryDirectory() + "hydra-cache-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var configuration = NodeCache.Configuration(node: "n0", capacityBytes: capacityBytes, remotes: remotes.map { "http://127.0.0.1:\($0)" })
+        configuration.pieceBytes = 16 << 10  // several range requests per chunk
+        configuration.nicGigabitsPerSecond = nicGbps
+        configuration.orderTimeoutSeconds = timeoutSeconds
+        configuration.retryMaxSeconds = 0.2
+        configuration.connections = connections
+        var quiet = Logger(label: "hydra.cache.test")
+        quiet.logLevel = .critical
+        cache = NodeCache(configuration: configuration, logger: quiet)
+        server = try NodeCacheServer(cache: cache, socketPath: directory + "/cache.sock", logger: quiet)
+        server.start()
+    }
+
+    func stop() {
+        server.shutdown()
+        cache.shutdown()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Attaches like a worker and copies every chunk out; returns them by manifest index.
+    static func receiveAll(_ socketPath: String, _ order: CacheOrder) throws -> (CacheAttachment, [Int: [UInt8]]) {
+        let attachment = try NodeCacheClient.attach(socketPath: socketPath, order: order)
+        var received: [Int: [UInt8]] = [:]
+        while let chunk = try attachment.next() {
+            received[chunk.index] = Array(chunk.memory.bytes)
+        }
+        return (attachment, received)
+    }
+
+    func receiveAll(_ order: CacheOrder) async throws -> [Int: [UInt8]] {
+        let path = socketPath
+        return try await offPool { let (attachment, chunks) = try Self.receiveAll(path, order); attachment.close(); return chunks }
+    }
+
+    /// Waits (bounded) until the cache holds all of `hashes`.
+    func waitCached(_ hashes: Set<String>) async throws {
+        for _ in 0..<500 {
+            if hashes.isSubset(of: cache.status().cachedChunks) { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("chunks not cached within 5 s")
+    }
+}
+
+@Suite(.serialized) struct NodeCacheTests {
+    func expectExact(_ received: [Int: [UInt8]], _ indices: [Int], _ served: ServedStore) {
+        #expect(Set(received.keys) == Set(indices) && received.count == indices.count)
+        for index in indices {
+            let chunk = served.entry.manifest.chunks[index]
+            #expect(received[index] == served.chunkBytes(chunk.sha256), "chunk \(index)")
+        }
+    }
+
+    @Test func aStageFetchDeliversExactlyTheStagesChunks() async throws {
+        try await ServedStore.with(model: "falcon-40b-tiny") { served in
+            let node = try CachedNode(remotes: [served.port])
+            defer { node.stop() }
+            let manifest = served.entry.manifest
+            for order in [CacheOrder(model: "m", stage: 3, pp: 4), CacheOrder(model: "m", stage: 1, pp: 2),
+                          CacheOrder(model: "m", stage: 1, pp: 2, complement: true, priority: .low)] {
+                let received = try await node.receiveAll(order)
+                expectExact(received, try manifest.chunkIndices(stage: order.stage, of: order.pp, complement: order.complement), served)
+            }
+            // Stage 1 of 2 plus its complement is the whole model: nothing was fetched twice.
+            let status = node.cache.status()
+            #expect(status.cachedChunks.count == manifest.chunks.count)
+            #expect(status.bytesFetched == manifest.chunks.reduce(0) { $0 + $1.storedBytes })
+            #expect(status.attachedWorkers == 0 && status.transferErrors == 0)
+        }
+    }
+
+    @Test func aCorruptedChunkIsRefetchedFromAnotherRemoteAndNeverPublished() async throws {
+        try await ServedStore.with { good in
+            try await ServedStore.with { bad in
+                let victim = bad.entry.manifest.chunks[2]
+                var bytes = bad.chunkBytes(victim.sha256)
+                bytes[100] ^= 0x01
+                _ = FileManager.default.createFile(atPath: bad.entry.store.chunkPath(victim.sha256), contents: Data(bytes))
+
+                // The corrupt remote first: the chunk is refetched from the good one.
+                let both = try CachedNode(remotes: [bad.port, good.port])
+                defer { both.stop() }
+                let received = try await both.receiveAll(CacheOrder(model: "m"))
+                expectExact(received, Array(good.entry.manifest.chunks.indices), good)
+                #expect(both.cache.status().verificationFailures >= 1)
+
+                // Only the corrupt remote: the order fails naming the chunk; it is never cached.
+                let alone = try CachedNode(remotes: [bad.port])
+                defer { alone.stop() }
+                let failure = try #require(await #expect(throws: NodeCacheClient.Failure.self) {
+                    _ = try await alone.receiveAll(CacheOrder(model: "m"))
+                })
+                #expect(failure.message.contains(victim.sha256) && failure.message.contains("failed verification"))
+                let status = alone.cache.status()
+                #expect(!status.cachedChunks.contains(victim.sha256) && status.failedChunks == 1)
+            }
+        }
+    }
+
+    @Test func theStoreKilledMidTransferAndRestartedLosesNothing() async throws {
+        try await ServedStore.with(model: "llama3-tiny") { served in
+            let relay = try TCPRelay(targetPort: served.port)
+            // 0.02 Gbit/s = 2.5 MB/s: the ~1 MB model takes ~0.4 s, so the kill lands mid-transfer.
+            let node = try CachedNode(remotes: [relay.port], nicGbps: 0.02)
+            defer { node.stop() }
+            let path = node.socketPath
+            let transfer = Task { try await offPool { () -> [Int: [UInt8]] in
+                let (attachment, chunks) = try CachedNode.receiveAll(path, CacheOrder(model: "m"))
+                attachment.close()
+                return chunks
+            } }
+            try await Task.sleep(for: .milliseconds(150))
+            relay.kill()
+            try await Task.sleep(for: .milliseconds(500))
+            try relay.start()
+            let received = try await transfer.value
+            expectExact(received, Array(served.entry.manifest.chunks.indices), served)
+            let status = node.cache.status()
+            #expect(status.transferErrors > 0, "the kill should have interrupted a transfer")
+            #expect(status.chunksPublished == served.entry.manifest.chunks.count)
+        }
+    }
+
+    @Test func theStoreGoneForGoodFailsThePrefetchWithinItsBound() async throws {
+        try await ServedStore.with { served in
+            let relay = try TCPRelay(targetPort: served.port)
+            let node = try CachedNode(remotes: [relay.port], timeoutSeconds: 1.5)
+            defer { node.stop() }
+            _ = try await node.receiveAll(CacheOrder(model: "m", stage: 0, pp: 2))  // the manifest is known now
+            relay.kill()
+            let started = Date()
+            let failure = try #require(await #expect(throws: NodeCacheClient.Failure.self) {
+                _ = try await node.receiveAll(CacheOrder(model: "m", stage: 1, pp: 2))
+            })
+            let seconds = Date().timeIntervalSince(started)
+            #expect(seconds < 6, "failed after \(seconds) s with a 1.5 s bound")
+            #expect(failure.message.contains("could not fetch chunk") && failure.message.contains("within 1.5 s"))
+        }
+    }
+
+    @Test func capacityPressureEvictsOnlyUnattachedChunks() async throws {
+        try await ServedStore.with { served in
+            let other = try ServedStore.convert("opt-tiny", as: "n", into: served.root)
+            let manifest = served.entry.manifest
+            let size = { (chunks: [Manifest.Chunk]) in chunks.reduce(0) { $0 + $1.storedBytes } }
+            let stage1 = Set(try manifest.chunkIndices(stage: 1, of: 2).map { manifest.chunks[$0].sha256 })
+            let stage0 = Set(try manifest.chunkIndices(stage: 0, of: 2).map { manifest.chunks[$0].sha256 }).subtracting(stage1)
+            // Room for both models but one byte: ordering "n" must evict something of "m".
+            let node = try CachedNode(remotes: [served.port], capacityBytes: size(manifest.chunks) + size(other.manifest.chunks) - 1)
+            defer { node.stop() }
+            let path = node.socketPath
+            let held = try await offPool { try CachedNode.receiveAll(path, CacheOrder(model: "m", stage: 1, pp: 2)).0 }
+            try node.cache.prefetch(CacheOrder(model: "m", stage: 0, pp: 2))
+            try await node.waitCached(stage0)
+            _ = try await node.receiveAll(CacheOrder(model: "n"))
+            var cached = Set(node.cache.status().cachedChunks)
+            #expect(stage1.isSubset(of: cached), "an attached chunk was evicted")
+            #expect(!stage0.isSubset(of: cached) && node.cache.status().evictions >= 1)
+            #expect(node.cache.status().usedBytes <= node.cache.configuration.capacityBytes)
+
+            // With every byte pinned, an order that does not fit fails clearly; pinned chunks stay.
+            let tight = try CachedNode(remotes: [served.port], capacityBytes: size(stage1.map { hash in manifest.chunks.first { $0.sha256 == hash }! }))
+            defer { tight.stop() }
+            let tightPath = tight.socketPath
+            let pinned = try await offPool { try CachedNode.receiveAll(tightPath, CacheOrder(model: "m", stage: 1, pp: 2)).0 }
+            let full = try #require(await #expect(throws: NodeCacheClient.Failure.self) {
+                _ = try await tight.receiveAll(CacheOrder(model: "m", stage: 0, pp: 2))
+            })
+            #expect(full.message.contains("node cache full"))
+            cached = Set(tight.cache.status().cachedChunks)
+            #expect(stage1.isSubset(of: cached))
+            pinned.close()
+            held.close()
+        }
+    }
+
+    @Test func lowPriorityFetchesYieldToHighPriorityOnes() async throws {
+        try await ServedStore.with { served in
+            // One connection at 2.5 MB/s: the low-priority complement alone takes a few tenths of a second.
+            let node = try CachedNode(remotes: [served.port], nicGbps: 0.02, connections: 1)
+            defer { node.stop() }
+            let manifest = served.entry.manifest
+            let low = CacheOrder(model: "m", stage: 1, pp: 2, complement: true, priority: .low)
+            let lowHashes = Set(try manifest.chunkIndices(stage: 1, of: 2, complement: true).map { manifest.chunks[$0].sha256 })
+            try node.cache.prefetch(low)
+            try await Task.sleep(for: .milliseconds(30))
+            _ = try await node.receiveAll(CacheOrder(model: "m", stage: 1, pp: 2, priority: .high))
+            let cachedWhenHighDone = Set(node.cache.status().cachedChunks)
+            #expect(!lowHashes.isSubset(of: cachedWhenHighDone), "the high-priority order waited for the whole low-priority one")
+            try await node.waitCached(lowHashes)  // and the low-priority order still completes
+        }
+    }
+
+    @Test func thirtyTwoWorkersAttachingAtOnceAllReceiveEveryChunk() async throws {
+        try await ServedStore.with { served in
+            let node = try CachedNode(remotes: [served.port])
+            defer { node.stop() }
+            let path = node.socketPath
+            let indices = Array(served.entry.manifest.chunks.indices)
+            let hashes = served.entry.manifest.chunks.map(\.sha256)
+            let results = try await offPool { () -> [Bool] in
+                let outcomes = LockedBox([Bool](repeating: false, count: 32))
+                DispatchQueue.concurrentPerform(iterations: 32) { worker in
+                    guard let (attachment, chunks) = try? CachedNode.receiveAll(path, CacheOrder(model: "m")) else { return }
+                    attachment.close()
+                    let exact = chunks.count == indices.count && indices.allSatisfy { SHA256Hasher.hex(chunks[$0]!) == hashes[$0] }
+                    outcomes.withValue { $0[worker] = exact }
+                }
+                return outcomes.value
+            }
+            #expect(results.allSatisfy { $0 }, "\(results.filter { !$0 }.count) of 32 workers missed chunks")
+            #expect(node.cache.status().chunksPublished == indices.count)  // fetched once, shared by all
+        }
+    }
+
+    @Test func badRequestsGetClearErrorsAndTheCacheKeepsServing() async throws {
+        try await ServedStore.with { served in
+            let node = try CachedNode(remotes: [served.port])
+            defer { node.stop() }
+            let path = node.socketPath
+            let unknown = try #require(await #expect(throws: (any Error).self) {
+                _ = try await node.receiveAll(CacheOrder(model: "nope"))
+            })
+            #expect("\(unknown)".contains("404"))
+            let badStage = try #require(await #expect(throws: NodeCacheClient.Failure.self) {
+                _ = try await node.receiveAll(CacheOrder(model: "m", stage: 5, pp: 2))
+            })
+            #expect(badStage.message.contains("'stage' must be 0…1"))
+            for garbage in [Array("{not json".utf8), Array("{\"version\":1,\"op\":\"explode\"}".utf8), Array("{\"version\":9,\"op\":\"status\"}".utf8)] {
+                let reply = try await offPool { () -> String in
+                    let connection = try FrameSocket.connect(to: path)
+                    try connection.send(garbage)
+                    return String(decoding: try connection.receive()?.bytes ?? [], as: UTF8.self)
+                }
+                #expect(reply.contains("\"error\""), "reply to \(String(decoding: garbage, as: UTF8.self)): \(reply)")
+            }
+            // A truncated frame (length says 100, 3 bytes sent, then hang-up) is survived too.
+            try await offPool {
+                let connection = try FrameSocket.connect(to: path)
+                _ = [UInt8]([0, 0, 0, 100, 1, 2, 3]).withUnsafeBytes { write(connection.fd, $0.baseAddress, $0.count) }
+            }
+            let status = try await offPool { try NodeCacheClient.status(socketPath: path) }
+            #expect(status.node == "n0" && status.attachedWorkers == 0)
+        }
+    }
+}
