@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "HydraFormat", targets: ["HydraFormat"]),
         .library(name: "HydraEngine", targets: ["HydraEngine"]),
         .library(name: "HydraStore", targets: ["HydraStore"]),
+        .library(name: "HydraWorker", targets: ["HydraWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -41,6 +42,8 @@ let package = Package(
             name: "HydraStore",
             dependencies: ["HydraFormat", .product(name: "Hummingbird", package: "hummingbird")]
         ),
+        // Cold-start workers: stage runners fed by the node cache, linked into pipelines.
+        .target(name: "HydraWorker", dependencies: ["HydraEngine", "HydraStore"], swiftSettings: optimizedEvenInDebug),
         .executableTarget(
             name: "hydra",
             dependencies: [
@@ -48,6 +51,7 @@ let package = Package(
                 "HydraEngine",
                 "HydraStore",
                 "HydraSystem",
+                "HydraWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,7 +59,14 @@ let package = Package(
         .testTarget(name: "HydraSystemTests", dependencies: ["HydraSystem"]),
         .testTarget(name: "HydraFormatTests", dependencies: ["HydraFormat"]),
         .testTarget(name: "HydraEngineTests", dependencies: ["HydraEngine"]),
-        .testTarget(name: "HydraStoreTests", dependencies: ["HydraStore"]),
+        // Test helpers shared by the test targets: a served store, a flaky relay, off-pool waits.
+        .target(
+            name: "HydraTestSupport",
+            dependencies: ["HydraStore", .product(name: "Hummingbird", package: "hummingbird")],
+            path: "Tests/HydraTestSupport"
+        ),
+        .testTarget(name: "HydraStoreTests", dependencies: ["HydraStore", "HydraTestSupport"]),
+        .testTarget(name: "HydraWorkerTests", dependencies: ["HydraWorker", "HydraTestSupport"]),
         // Runs the built `hydra` binary; depends on it so `swift test` builds it first.
         .testTarget(name: "HydraCLITests", dependencies: ["hydra"]),
     ]

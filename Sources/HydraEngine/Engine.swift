@@ -1,9 +1,9 @@
 import HydraFormat
 
-/// A whole model in one process (pp = 1): sequences, paged KV blocks, continuous batching.
-/// Each `step()` is schedule → run → postprocess (nano-vllm's shape): running sequences
-/// decode one token each, waiting prompts are prefilled in the same batch while blocks and
-/// the token budget allow.
+/// The scheduler: sequences, paged KV blocks, continuous batching. Each `step()` is
+/// schedule → run → postprocess (nano-vllm's shape): running sequences decode one token each,
+/// waiting prompts are prefilled in the same batch while blocks and the token budget allow.
+/// The run happens in a `StepExecutor`: this process (pp = 1) or a pipeline of stages.
 public final class Engine: @unchecked Sendable {
     public struct Request: Sendable {
         public var prompt: [Int]
@@ -34,7 +34,6 @@ public final class Engine: @unchecked Sendable {
         var tokens: [Int]        // prompt + generated
         var cached = 0           // tokens whose K/V are in the cache
         var blocks: [Int] = []
-        var sampler: Sampler
         var generated: [Int] { Array(tokens[request.prompt.count...]) }
         /// Logits of the last prompt position (kept for tests and --logits-out).
         var promptLogits: [Float]?
@@ -43,25 +42,29 @@ public final class Engine: @unchecked Sendable {
             self.id = id
             self.request = request
             tokens = request.prompt
-            sampler = Sampler(request.sampling)
         }
     }
 
-    public let runner: StageRunner
+    public let executor: any StepExecutor
     /// At most this many tokens in one forward pass (bounds activation memory).
     public let maxBatchTokens: Int
     private var waiting: [Sequence] = []
     private var running: [Sequence] = []
     private var finished: [Int: Sequence] = [:]
+    private var released: [Int] = []
     private var nextID = 0
 
-    public init(runner: StageRunner, maxBatchTokens: Int = 2048) throws {
-        guard runner.stage.embed && runner.stage.head else {
-            throw EngineError("an Engine needs the whole model (pp = 1); stage \(runner.stage.index) has layers \(runner.stage.firstLayer)..<\(runner.stage.endLayer)")
-        }
-        self.runner = runner
+    public init(executor: any StepExecutor, maxBatchTokens: Int = 2048) {
+        self.executor = executor
         self.maxBatchTokens = maxBatchTokens
     }
+
+    /// The whole model in this process.
+    public convenience init(runner: StageRunner, maxBatchTokens: Int = 2048) throws {
+        self.init(executor: try LocalExecutor(runner: runner), maxBatchTokens: maxBatchTokens)
+    }
+
+    public var contextLength: Int { executor.contextLength }
 
     public var hasWork: Bool { !waiting.isEmpty || !running.isEmpty }
 
@@ -71,15 +74,15 @@ public final class Engine: @unchecked Sendable {
         try request.sampling.validate()
         guard !request.prompt.isEmpty else { throw EngineError("the prompt is empty") }
         guard request.maxTokens >= 1 else { throw EngineError("max_tokens must be at least 1") }
-        let context = runner.contextLength
+        let context = executor.contextLength
         guard request.prompt.count < context else {
             throw EngineError("prompt of \(request.prompt.count) tokens does not fit the context of \(context) tokens")
         }
         guard request.prompt.count <= maxBatchTokens else {
             throw EngineError("prompt of \(request.prompt.count) tokens exceeds the batch limit of \(maxBatchTokens) tokens")
         }
-        if let bad = request.prompt.first(where: { $0 < 0 || $0 >= runner.config.vocabSize }) {
-            throw EngineError("token id \(bad) is outside the vocabulary (\(runner.config.vocabSize) tokens)")
+        if let bad = request.prompt.first(where: { $0 < 0 || $0 >= executor.vocabSize }) {
+            throw EngineError("token id \(bad) is outside the vocabulary (\(executor.vocabSize) tokens)")
         }
         let sequence = Sequence(id: nextID, request: request)
         nextID += 1
@@ -89,30 +92,31 @@ public final class Engine: @unchecked Sendable {
 
     /// The generated tokens and prompt logits of a finished sequence.
     public func result(_ id: Int) -> (tokens: [Int], promptLogits: [Float]?)? {
-        finished[id].map { ($0.generated, $0.promptLogits) }
+        finished[id].map { ($0.generated, $0.promptLogits.flatMap { $0.isEmpty ? nil : $0 }) }
     }
 
     private func blocksNeeded(_ sequence: Sequence, upTo length: Int) -> Int {
-        let size = runner.cache.blockSize
+        let size = executor.blockSize
         return (length + size - 1) / size - sequence.blocks.count
     }
 
     private func grow(_ sequence: Sequence, to length: Int) -> Bool {
         let needed = blocksNeeded(sequence, upTo: length)
         guard needed > 0 else { return true }
-        guard let blocks = runner.cache.blocks.allocate(needed) else { return false }
+        guard let blocks = executor.blocks.allocate(needed) else { return false }
         sequence.blocks += blocks
         return true
     }
 
     private func release(_ sequence: Sequence) {
-        runner.cache.blocks.release(sequence.blocks)
+        executor.blocks.release(sequence.blocks)
         sequence.blocks = []
         sequence.cached = 0
     }
 
-    /// Runs one forward pass; returns one event per sequence that produced a token.
-    public func step() -> [Event] {
+    /// Runs one forward pass; returns one event per sequence that produced a token. When the
+    /// executor fails (a pipeline stage died), every sequence is aborted and the error rethrown.
+    public func step() throws -> [Event] {
         // Schedule: every running sequence decodes one token; preempt the newest if blocks run out.
         var scheduled: [Sequence] = []
         var budget = maxBatchTokens
@@ -151,24 +155,31 @@ public final class Engine: @unchecked Sendable {
                                             blockTable: sequence.blocks))
             tokens += new
         }
-        let batch = Batch(sequences: sequences)
-        let hidden = runner.forward(tokens: tokens, batch: batch)
-        let logits = runner.logits(hidden, rows: batch.lastRows)
+        let step = ScheduledStep(
+            tokens: tokens, batch: Batch(sequences: sequences),
+            sequences: scheduled.map { .init(id: $0.id, sampling: $0.request.sampling, wantsPromptLogits: $0.promptLogits == nil) },
+            released: released)
+        let output: StepOutput
+        do { output = try executor.execute(step) } catch {
+            abortAll()
+            throw error
+        }
+        released = []
 
         // Postprocess.
         var events: [Event] = []
         for (row, sequence) in scheduled.enumerated() {
             sequence.cached = sequence.tokens.count
-            let rowLogits = logits.row(row)
-            if sequence.promptLogits == nil { sequence.promptLogits = Array(rowLogits) }
-            let token = sequence.sampler.sample(rowLogits)
+            if sequence.promptLogits == nil { sequence.promptLogits = output.promptLogits[row] ?? [] }
+            let token = output.tokens[row]
             sequence.tokens.append(token)
             var reason: FinishReason?
             if sequence.request.stopTokens.contains(token) { reason = .stop }
-            else if sequence.generated.count >= sequence.request.maxTokens || sequence.tokens.count >= runner.contextLength { reason = .length }
+            else if sequence.generated.count >= sequence.request.maxTokens || sequence.tokens.count >= executor.contextLength { reason = .length }
             if reason != nil {
                 running.removeAll { $0 === sequence }
                 release(sequence)
+                released.append(sequence.id)
                 finished[sequence.id] = sequence
             }
             events.append(Event(sequence: sequence.id, token: token, finished: reason))
@@ -176,12 +187,32 @@ public final class Engine: @unchecked Sendable {
         return events
     }
 
+    /// Drops every waiting and running sequence and frees their blocks (after a failed step).
+    public func abortAll() {
+        for sequence in running { release(sequence); released.append(sequence.id) }
+        released += waiting.map(\.id)
+        running = []
+        waiting = []
+    }
+
+    /// Cancels one sequence (its client went away): frees its blocks; no more events for it.
+    public func cancel(_ id: Int) {
+        if let sequence = running.first(where: { $0.id == id }) {
+            release(sequence)
+            running.removeAll { $0 === sequence }
+        }
+        waiting.removeAll { $0.id == id }
+        released.append(id)
+    }
+
     /// Runs requests to completion, calling `onEvent` for every token; returns each request's tokens.
     public func generate(_ requests: [Request], onEvent: (Event) -> Void = { _ in }) throws -> [[Int]] {
         let ids = try requests.map { try add($0) }
         while hasWork {
-            let events = step()
-            if events.isEmpty && hasWork { throw EngineError("the KV cache cannot hold the next sequence (\(runner.tokenCapacity) tokens in all)") }
+            let events = try step()
+            if events.isEmpty && hasWork {
+                throw EngineError("the KV cache cannot hold the next sequence (\(executor.blocks.capacity * executor.blockSize) tokens in all)")
+            }
             events.forEach(onEvent)
         }
         return ids.map { finished[$0]!.generated }

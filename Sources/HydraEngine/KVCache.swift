@@ -1,3 +1,4 @@
+import Glibc
 import HydraFormat
 
 /// Preallocated K and V blocks for a stage's layers. A sequence owns a list of block ids (its
@@ -23,6 +24,12 @@ public final class KVCache: @unchecked Sendable {
         keys = (0..<layerCount).map { _ in device.allocate(bytes: bytes) }
         values = (0..<layerCount).map { _ in device.allocate(bytes: bytes) }
         blocks = BlockManager(count: blockCount)
+    }
+
+    /// Makes every K and V page resident now (zero-filled), so the first requests do not pay
+    /// page faults; a cold-starting worker does this while its weights are still arriving.
+    public func prefault() {
+        for memory in keys + values { memset(memory.baseAddress, 0, memory.byteCount) }
     }
 
     /// Bytes held by all K and V blocks.
@@ -61,7 +68,11 @@ public final class BlockManager: @unchecked Sendable {
     private var free: [Int]
     private var references: [Int]
 
+    /// Block ids run 0..<capacity.
+    public let capacity: Int
+
     init(count: Int) {
+        capacity = count
         free = Array((0..<count).reversed())
         references = [Int](repeating: 0, count: count)
     }

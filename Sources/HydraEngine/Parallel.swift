@@ -2,7 +2,10 @@ import Dispatch
 import Foundation
 
 /// Splits `0..<count` into contiguous parts and runs them on the compute threads.
-enum Parallel {
+public enum Parallel {
+    /// Starts the compute threads now rather than on the first forward pass.
+    public static func warmUp() { forEach(threadCount * 16, minimumPerThread: 16) { _ in } }
+
     static let threadCount: Int = {
         if let text = ProcessInfo.processInfo.environment["HYDRA_THREADS"], let n = Int(text), n > 0 { return n }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)

@@ -19,19 +19,36 @@ public final class StageRunner: @unchecked Sendable {
         let plan = try entry.stage(stage, of: pp)
         let weights = StageWeights(manifest: entry.manifest, stage: plan, device: device)
         try weights.load(from: entry)
-        try self.init(manifest: entry.manifest, weights: weights, kvCacheBytes: kvCacheBytes, blockSize: blockSize)
+        let config = try ModelConfig(entry.manifest.config, name: entry.manifest.name)
+        let blocks = Self.blockCount(config: config, layers: plan.endLayer - plan.firstLayer, kvCacheBytes: kvCacheBytes, blockSize: blockSize)
+        try self.init(manifest: entry.manifest, weights: weights, kvBlockCount: blocks, blockSize: blockSize)
     }
 
     /// Builds the stage over weights that are already loaded (or streamed in by the caller).
-    public init(manifest: Manifest, weights: StageWeights, kvCacheBytes: Int = StageRunner.defaultKVCacheBytes, blockSize: Int = 16) throws {
+    /// Every stage of a pipeline gets the same `kvBlockCount`: block ids are shared.
+    public convenience init(manifest: Manifest, weights: StageWeights, kvBlockCount: Int, blockSize: Int = 16) throws {
+        precondition(kvBlockCount > 0 && blockSize > 0)
+        let config = try ModelConfig(manifest.config, name: manifest.name)
+        let cache = KVCache(device: weights.device, layerCount: weights.stage.endLayer - weights.stage.firstLayer, width: config.kvWidth,
+                            blockSize: blockSize, blockCount: kvBlockCount)
+        try self.init(manifest: manifest, weights: weights, cache: cache)
+    }
+
+    /// Builds the stage over loaded weights and a KV cache made beforehand (a cold-starting
+    /// worker prepares the cache while the weights are still arriving).
+    public init(manifest: Manifest, weights: StageWeights, cache: KVCache) throws {
         config = try ModelConfig(manifest.config, name: manifest.name)
         stage = weights.stage
+        precondition(cache.layerCount == stage.endLayer - stage.firstLayer && cache.width == config.kvWidth, "KV cache shape does not match the stage")
         self.weights = weights
         model = try ModelFactory.make(config: config, weights: weights)
-        let layers = stage.endLayer - stage.firstLayer
-        let bytesPerBlock = 2 * layers * blockSize * config.kvWidth * MemoryLayout<Float>.size
-        cache = KVCache(device: weights.device, layerCount: layers, width: config.kvWidth, blockSize: blockSize,
-                        blockCount: max(1, kvCacheBytes / max(1, bytesPerBlock)))
+        self.cache = cache
+    }
+
+    /// KV blocks of `blockSize` tokens that `kvCacheBytes` holds for `layers` layers.
+    public static func blockCount(config: ModelConfig, layers: Int, kvCacheBytes: Int, blockSize: Int = 16) -> Int {
+        let bytesPerBlock = 2 * max(1, layers) * blockSize * config.kvWidth * MemoryLayout<Float>.size
+        return max(1, kvCacheBytes / bytesPerBlock)
     }
 
     /// Tokens this stage's cache can hold in all, and the longest sequence the model allows.

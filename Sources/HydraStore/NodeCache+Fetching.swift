@@ -30,7 +30,7 @@ extension NodeCache {
                     }
                     do {
                         let memory = try SharedMemoryFile(name: "hydra-chunk-\(entry.chunk.sha256.prefix(16))", count: entry.chunk.storedBytes)
-                        entry.mapping = try memory.map(writable: true)
+                        entry.mapping = try memory.map(writable: true, populate: true)
                         entry.memory = memory
                         usedBytes += entry.chunk.storedBytes
                     } catch {

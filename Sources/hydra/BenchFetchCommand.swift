@@ -14,8 +14,9 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         (posix_fadvise DONTNEED) and read with O_DIRECT; warm runs read through the page cache. The \
         destination memory is allocated and touched before timing, as a loaded device arena would be. \
         Peers: fio (io_uring, 4 MiB blocks, iodepth 16; O_DIRECT cold, buffered warm) and cat. \
-        Contenders alternate run by run; medians over --runs. (The remote and emulated-link parts of \
-        issue 3's benchmark need the storage servers.)
+        Contenders alternate run by run; medians over --runs. Remote rows: `hydra store serve` → \
+        `hydra fetch` and a cold `hydra cache serve` + attached worker, next to curl from nginx \
+        (sendfile) and from our server, at 1 and 4 connections, plus the emulated 1 Gbit/s link.
         """
     )
 
@@ -146,7 +147,7 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                                 row.seconds.min()!, row.seconds.max()!,
                                 row.contender.hasPrefix("hydra") ? "—" : String(format: "%.2f×", ours.gigabytesPerSecond / row.gigabytesPerSecond)))
         }
-        lines.append("\nRemote rows: loopback, warm page cache on the server side. `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, SHA-256 of every chunk unless 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
+        lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, SHA-256, sealing, descriptor passing). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, SHA-256 of every chunk unless 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
         lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena.")
         print(lines.joined(separator: "\n"))
         let encoder = JSONEncoder()
@@ -188,11 +189,12 @@ extension BenchFetchCommand {
             let bytes = hashes.reduce(0) { total, hash in total + entry.manifest.chunks.first { $0.sha256 == hash }!.storedBytes }
             _ = try ChildProcess.run(["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + hashes.map(entry.store.chunkPath))
             func curl(_ urls: [String], _ connections: Int) -> [String] {
-                ["curl", "-sf", "--parallel", "--parallel-max", String(connections)] + urls.flatMap { [$0, "-o", "/dev/null"] }
+                ["curl", "-sf", "--no-progress-meter", "--parallel", "--parallel-max", String(connections)] + urls.flatMap { [$0, "-o", "/dev/null"] }
             }
             for connections in [1, 4] {
                 var contenders: [(String, [String])] = [
                     ("hydra fetch", [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name, "--connections", String(connections), "--json"]),
+                    ("hydra cache (cold node cache, attached worker)", coldCacheAttach(port: hydraPort, name: name, connections: connections)),
                     ("curl ← hydra store serve", curl(hashes.map { "http://127.0.0.1:\(hydraPort)/v1/chunks/\($0)" }, connections)),
                 ]
                 if connections == 4 {
@@ -202,6 +204,8 @@ extension BenchFetchCommand {
                         contenders.append(("hydra fetch, emulated 1 Gbit/s link (0.125 GB/s)",
                                            [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name,
                                             "--connections", "4", "--nic-gbps", "1", "--json"]))
+                        contenders.append(("hydra cache, emulated 1 Gbit/s link (0.125 GB/s)",
+                                           coldCacheAttach(port: hydraPort, name: name, connections: 4, nicGbps: 1)))
                     }
                 }
                 if nginx != nil {
@@ -227,5 +231,21 @@ extension BenchFetchCommand {
             }
         }
         return rows
+    }
+
+    /// A fresh node cache process (cold), one worker attaching to the whole model; the figure is
+    /// the attach's own time from connect to the last chunk-ready event (manifest fetch included).
+    func coldCacheAttach(port: Int, name: String, connections: Int, nicGbps: Double? = nil) -> [String] {
+        let hydra = ChildProcess.selfPath
+        let socket = workDir + "/bench-cache.sock"
+        let link = nicGbps.map { " --nic-gbps \($0)" } ?? ""
+        let script = """
+        "$0" cache serve --node bench --socket "$1" --capacity-gib 4 --remote http://127.0.0.1:\(port) --connections \(connections)\(link) >/dev/null 2>&1 &
+        pid=$!
+        for i in $(seq 200); do "$0" cache status --socket "$1" >/dev/null 2>&1 && break; sleep 0.05; done
+        "$0" cache attach --socket "$1" "$2" --json; rc=$?
+        kill $pid; wait $pid; exit $rc
+        """
+        return ["/bin/sh", "-c", script, hydra, socket, name]
     }
 }

@@ -36,13 +36,13 @@ struct BenchGenerateCommand: ChildMeasuredBenchmark {
         let engine = try Engine(runner: runner)
         for _ in 0..<batch { try engine.add(Engine.Request(prompt: ids, maxTokens: Self.newTokens)) }
         var started = DispatchTime.now()
-        let prefillEvents = engine.step()  // prefill of every sequence, first tokens
+        let prefillEvents = try engine.step()  // prefill of every sequence, first tokens
         let prefill = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         started = DispatchTime.now()
         var decoded = 0
         var first = prefillEvents.filter { $0.sequence == 0 }.map(\.token)
         while engine.hasWork {
-            for event in engine.step() {
+            for event in try engine.step() {
                 decoded += 1
                 if event.sequence == 0 && first.count < 8 { first.append(event.token) }
             }

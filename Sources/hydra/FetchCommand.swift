@@ -29,18 +29,12 @@ struct FetchCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let token = try tokenFile.map { file -> String in
-                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw FormatError(file, "cannot read the token file") }
-                return text.trimmingCharacters(in: .whitespacesAndNewlines)
-            }
+            let token = try tokenFile.map(readToken)
             let fetcher = RemoteFetcher(baseURL: url, token: token, connections: connections, verify: !noVerify,
                                         link: nicGbps.map { SharedTokenBucket(gigabitsPerSecond: $0) })
             let manifest = try fetcher.manifest(name)
-            guard let plan = manifest.stagePlans.first(where: { $0.pp == pp }), stage >= 0, stage < pp else {
-                throw FormatError(name, "no stage \(stage) of pp=\(pp) (plans exist for pp = \(manifest.stagePlans.map(\.pp).map(String.init).joined(separator: ", ")))")
-            }
             var seen = Set<String>()
-            let chunks = plan.stages[stage].chunks.map { manifest.chunks[$0] }.filter { seen.insert($0.sha256).inserted }
+            let chunks = try manifest.chunkIndices(stage: stage, of: pp).map { manifest.chunks[$0] }.filter { seen.insert($0.sha256).inserted }
             let arena = AlignedBuffer(count: chunks.reduce(0) { $0 + $1.storedBytes })
             // Make the arena resident first, as device memory would be: first-touch page faults
             // are not what this command measures.

@@ -69,7 +69,7 @@ struct GenerateCommand: ParsableCommand {
             var firstToken: Date?
             var generated: [Int] = []
             while engine.hasWork {
-                for event in engine.step() where event.sequence == id {
+                for event in try engine.step() where event.sequence == id {
                     if firstToken == nil { firstToken = Date() }
                     generated.append(event.token)
                     if event.finished == .stop { continue }

@@ -43,11 +43,10 @@ struct StoreServeCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.maxConcurrentReads = maxConcurrentReads
         if let tokenFile {
-            guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
-                Terminal.error("\(tokenFile): cannot read a token from it")
+            do { configuration.token = try readToken(tokenFile) } catch {
+                Terminal.error("\(error)")
                 throw ExitCode(1)
             }
-            configuration.token = token
         }
         var logger = Logger(label: "hydra.store")
         logger.logLevel = .info

@@ -33,7 +33,7 @@ import HydraFormat
     @Test func promptLongerThanTheContextIsAClearError() throws {
         let model = try ConvertedModel(source: EngineFixtures.root + "/tiny/llama2-tiny")
         let engine = try Engine(runner: try StageRunner(entry: model.entry))
-        let context = engine.runner.contextLength
+        let context = engine.contextLength
         #expect(context == 128)  // max_position_embeddings of the fixture, below the cache capacity
         let error = try #require(throws: EngineError.self) {
             try engine.add(Engine.Request(prompt: [Int](repeating: 5, count: context + 1), maxTokens: 4))
@@ -50,7 +50,7 @@ import HydraFormat
         manifest.tensors.removeAll { $0.name == "model.layers.2.mlp.up_proj.weight" }
         let weights = StageWeights(manifest: manifest, stage: manifest.stagePlans[0].stages[0], device: CPUDevice())
         try weights.load(from: model.entry)
-        let error = try #require(throws: FormatError.self) { try StageRunner(manifest: manifest, weights: weights) }
+        let error = try #require(throws: FormatError.self) { try StageRunner(manifest: manifest, weights: weights, kvBlockCount: 4) }
         #expect(error.problem.contains("tensor 'model.layers.2.mlp.up_proj.weight' is missing"))
     }
 

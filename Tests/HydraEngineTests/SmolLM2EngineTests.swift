@@ -77,7 +77,7 @@ struct SmolLM2EngineTests {
             #expect(tokenizer.encode(prompt["text"] as? String ?? tokenizer.decode(ids)) == ids)
             let expected = (prompt["greedy_new_tokens"] as! [NSNumber]).map(\.intValue)
             let id = try engine.add(Engine.Request(prompt: ids, maxTokens: expected.count))
-            while engine.hasWork { _ = engine.step() }
+            while engine.hasWork { _ = try engine.step() }
             let result = try #require(engine.result(id))
             let golden = (prompt["last_logits"] as! [NSNumber]).map(\.floatValue)
             #expect(maxAbsDifference(try #require(result.promptLogits), golden) <= 5e-3, "\(goldenFile) \(name)")

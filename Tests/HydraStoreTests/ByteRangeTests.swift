@@ -1,3 +1,4 @@
+import HydraTestSupport
 import Testing
 @testable import HydraStore
 

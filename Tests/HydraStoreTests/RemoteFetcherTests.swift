@@ -1,4 +1,5 @@
 import Foundation
+import HydraTestSupport
 import Testing
 import HydraFormat
 import HydraSystem

@@ -1,4 +1,5 @@
 import Foundation
+import HydraTestSupport
 import Glibc
 
 /// A minimal blocking HTTP/1.1 client for tests: one request per connection, loopback only.
@@ -72,9 +73,3 @@ struct TestHTTP {
     }
 }
 
-/// Runs blocking work on a new thread and awaits its result.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-    }
-}

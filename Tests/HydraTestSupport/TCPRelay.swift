@@ -4,22 +4,22 @@ import HydraSystem
 
 /// A loopback TCP relay in front of a store, so a test can make the store vanish mid-transfer
 /// (every connection reset, nothing listening) and come back on the same port.
-final class TCPRelay: @unchecked Sendable {
-    let targetPort: Int
-    private(set) var port = 0
+public final class TCPRelay: @unchecked Sendable {
+    public let targetPort: Int
+    public private(set) var port = 0
     private let lock = NSLock()
     private var listener: Int32 = -1
     private var sockets: Set<Int32> = []
     private var acceptDone = DispatchSemaphore(value: 0)
 
-    init(targetPort: Int) throws {
+    public init(targetPort: Int) throws {
         self.targetPort = targetPort
         try start()
     }
 
     deinit { kill() }
 
-    func start() throws {
+    public func start() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -48,7 +48,7 @@ final class TCPRelay: @unchecked Sendable {
     }
 
     /// Resets every connection and stops listening (the port stays reserved for `start()`).
-    func kill() {
+    public func kill() {
         let fd = lock.withLock { () -> Int32 in
             defer { listener = -1 }
             var reset = linger(l_onoff: 1, l_linger: 0)

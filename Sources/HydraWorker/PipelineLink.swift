@@ -1,0 +1,86 @@
+import HydraEngine
+import HydraSystem
+
+/// A stage's connection to the next stage: hello once, then one forward → one reply at a time.
+public final class PipelineLink: @unchecked Sendable {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let message: String
+        public var description: String { message }
+    }
+
+    let connection: TCPConnection
+    public let address: String
+
+    /// Connects to the next stage and checks it is the stage this pipeline expects.
+    /// `stepTimeoutSeconds` bounds how long a step may wait for the rest of the pipeline.
+    public init(host: String, port: Int, hello: PipelineHello, stepTimeoutSeconds: Double = 60) throws {
+        address = "\(host):\(port)"
+        do { connection = try TCPConnection.connect(host: host, port: port) } catch {
+            throw Failure(message: "pipeline stage \(hello.stage) at \(address) is unreachable: \(error)")
+        }
+        connection.setReceiveTimeout(seconds: stepTimeoutSeconds)
+        try PipelineWire.write(connection, .hello, hello.encoded())
+        let (kind, payload) = try receive(stage: hello.stage)
+        guard kind == .ready else { throw Failure(message: "pipeline stage \(hello.stage) at \(address) answered \(kind) to hello") }
+        _ = payload
+    }
+
+    /// Sends a step down the pipeline and waits for the sampled tokens.
+    public func forward(_ message: PipelineForward, stage: Int, vocabSize: Int) throws -> PipelineTokens {
+        do { try PipelineWire.write(connection, .forward, message.encoded()) } catch {
+            throw Failure(message: "pipeline stage \(stage) at \(address) went away: \(error)")
+        }
+        let (kind, payload) = try receive(stage: stage)
+        guard kind == .tokens else { throw Failure(message: "pipeline stage \(stage) at \(address) answered \(kind) to forward") }
+        let tokens = try PipelineTokens(decoding: payload, vocabSize: vocabSize)
+        guard tokens.stepID == message.stepID, tokens.tokens.count == message.step.sequences.count else {
+            throw Failure(message: "pipeline stage \(stage) answered step \(tokens.stepID) with \(tokens.tokens.count) tokens; expected step \(message.stepID) with \(message.step.sequences.count)")
+        }
+        return tokens
+    }
+
+    /// The next frame; an `error` frame or a dead link becomes a `Failure` naming the stage.
+    func receive(stage: Int) throws -> (PipelineWire.Kind, [UInt8]) {
+        let frame: (PipelineWire.Kind, [UInt8])?
+        do { frame = try PipelineWire.read(connection) } catch {
+            throw Failure(message: "pipeline stage \(stage) at \(address) failed: \(error)")
+        }
+        guard let (kind, payload) = frame else { throw Failure(message: "pipeline stage \(stage) at \(address) closed the link") }
+        if kind == .error {
+            throw Failure(message: String(decoding: payload.prefix(4096), as: UTF8.self))
+        }
+        return (kind, payload)
+    }
+
+    public func close() { connection.shutdown() }
+}
+
+/// Stage 0 of a pipeline: runs its own layers here, then hands the residual stream to the
+/// next stage and waits for the sampled tokens (one step in flight).
+public final class PipelineExecutor: StepExecutor {
+    public let runner: StageRunner
+    let link: PipelineLink
+    let pp: Int
+    private var stepID: UInt64 = 0
+
+    public init(runner: StageRunner, next: PipelineLink, pp: Int) throws {
+        guard runner.stage.embed, !runner.stage.head, pp > 1 else {
+            throw EngineError("a pipeline executor runs stage 0 of a pipeline of two or more stages")
+        }
+        self.runner = runner
+        link = next
+        self.pp = pp
+    }
+
+    public var blocks: BlockManager { runner.cache.blocks }
+    public var blockSize: Int { runner.cache.blockSize }
+    public var contextLength: Int { runner.contextLength }
+    public var vocabSize: Int { runner.config.vocabSize }
+
+    public func execute(_ step: ScheduledStep) throws -> StepOutput {
+        stepID += 1
+        let hidden = runner.forward(tokens: step.tokens, batch: step.batch)
+        let reply = try link.forward(PipelineForward(stepID: stepID, step: step, hidden: hidden), stage: 1, vocabSize: vocabSize)
+        return StepOutput(tokens: reply.tokens, promptLogits: Array(repeating: nil, count: reply.tokens.count))
+    }
+}
