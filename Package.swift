@@ -43,7 +43,11 @@ let package = Package(
             dependencies: ["HydraFormat", .product(name: "Hummingbird", package: "hummingbird")]
         ),
         // Cold-start workers: stage runners fed by the node cache, linked into pipelines.
-        .target(name: "HydraWorker", dependencies: ["HydraEngine", "HydraStore"], swiftSettings: optimizedEvenInDebug),
+        .target(
+            name: "HydraWorker",
+            dependencies: ["HydraEngine", "HydraStore", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: optimizedEvenInDebug
+        ),
         .executableTarget(
             name: "hydra",
             dependencies: [

@@ -1,3 +1,5 @@
+import Foundation
+import Glibc
 import HydraEngine
 import HydraSystem
 
@@ -13,16 +15,27 @@ public final class PipelineLink: @unchecked Sendable {
 
     /// Connects to the next stage and checks it is the stage this pipeline expects.
     /// `stepTimeoutSeconds` bounds how long a step may wait for the rest of the pipeline.
-    public init(host: String, port: Int, hello: PipelineHello, stepTimeoutSeconds: Double = 60) throws {
+    /// A stage that is still starting refuses connections: they are retried for up to
+    /// `connectTimeoutSeconds`.
+    public init(host: String, port: Int, hello: PipelineHello, stepTimeoutSeconds: Double = 60, connectTimeoutSeconds: Double = 0) throws {
         address = "\(host):\(port)"
-        do { connection = try TCPConnection.connect(host: host, port: port) } catch {
-            throw Failure(message: "pipeline stage \(hello.stage) at \(address) is unreachable: \(error)")
+        let deadline = Date().addingTimeInterval(connectTimeoutSeconds)
+        while true {
+            do {
+                connection = try TCPConnection.connect(host: host, port: port)
+                break
+            } catch let error as SystemError where error.errno == ECONNREFUSED && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.02)
+            } catch {
+                throw Failure(message: "pipeline stage \(hello.stage) at \(address) is unreachable: \(error)")
+            }
         }
-        connection.setReceiveTimeout(seconds: stepTimeoutSeconds)
+        // The hello travels down the whole pipeline, whose later stages may still be starting.
+        connection.setReceiveTimeout(seconds: connectTimeoutSeconds + stepTimeoutSeconds)
         try PipelineWire.write(connection, .hello, hello.encoded())
-        let (kind, payload) = try receive(stage: hello.stage)
+        let (kind, _) = try receive(stage: hello.stage)
         guard kind == .ready else { throw Failure(message: "pipeline stage \(hello.stage) at \(address) answered \(kind) to hello") }
-        _ = payload
+        connection.setReceiveTimeout(seconds: stepTimeoutSeconds)
     }
 
     /// Sends a step down the pipeline and waits for the sampled tokens.

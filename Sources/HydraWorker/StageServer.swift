@@ -13,6 +13,7 @@ public final class StageServer: @unchecked Sendable {
     public let pp: Int
     let next: (host: String, port: Int)?
     let stepTimeoutSeconds: Double
+    let connectTimeoutSeconds: Double
     let listener: TCPListener
     let logger: Logger
     /// One step at a time: the KV cache and the samplers are this stage's only state.
@@ -25,7 +26,7 @@ public final class StageServer: @unchecked Sendable {
     var isLast: Bool { runner.stage.head }
 
     public init(runner: StageRunner, model: String, pp: Int, host: String, port: Int, next: (host: String, port: Int)?,
-                stepTimeoutSeconds: Double = 60, logger: Logger = Logger(label: "hydra.worker")) throws {
+                stepTimeoutSeconds: Double = 60, connectTimeoutSeconds: Double = 0, logger: Logger = Logger(label: "hydra.worker")) throws {
         precondition(runner.stage.index > 0, "stage 0 drives the pipeline; it does not serve one")
         precondition(runner.stage.head == (next == nil), "every stage but the last needs --next")
         self.runner = runner
@@ -33,6 +34,7 @@ public final class StageServer: @unchecked Sendable {
         self.pp = pp
         self.next = next
         self.stepTimeoutSeconds = stepTimeoutSeconds
+        self.connectTimeoutSeconds = connectTimeoutSeconds
         self.logger = logger
         listener = try TCPListener(host: host, port: port)
     }
@@ -99,7 +101,7 @@ public final class StageServer: @unchecked Sendable {
         let link = try PipelineLink(host: next.host, port: next.port,
                                     hello: PipelineHello(model: model, pp: pp, stage: runner.stage.index + 1,
                                                          blockCount: expected.blockCount, blockSize: expected.blockSize),
-                                    stepTimeoutSeconds: stepTimeoutSeconds)
+                                    stepTimeoutSeconds: stepTimeoutSeconds, connectTimeoutSeconds: connectTimeoutSeconds)
         lock.withLock {
             self.link?.close()
             self.link = link
