@@ -72,6 +72,6 @@ let package = Package(
         .testTarget(name: "HydraStoreTests", dependencies: ["HydraStore", "HydraTestSupport"]),
         .testTarget(name: "HydraWorkerTests", dependencies: ["HydraWorker", "HydraTestSupport"]),
         // Runs the built `hydra` binary; depends on it so `swift test` builds it first.
-        .testTarget(name: "HydraCLITests", dependencies: ["hydra"]),
+        .testTarget(name: "HydraCLITests", dependencies: ["hydra", "HydraWorker"]),
     ]
 )

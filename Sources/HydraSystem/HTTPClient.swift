@@ -49,6 +49,8 @@ public final class HTTPClient {
         /// into the caller's buffer or hashed.
         var successful: Bool?
         var handle: UnsafeMutableRawPointer?
+        /// Sees every piece of the body as it arrives (streamed responses).
+        var onData: ((UnsafeRawBufferPointer) -> Void)?
     }
 
     /// One attempt at a byte range: what arrived before it ended, and why it ended early.
@@ -104,15 +106,33 @@ public final class HTTPClient {
         }
     }
 
-    private func perform(_ url: String, range: ClosedRange<Int>?, sink: Sink) throws -> Int {
+    /// POST `body` as JSON to `url`; `onData` sees the response body piece by piece as it
+    /// streams in (NDJSON tokens), and the whole body is returned too.
+    public func post(_ url: String, json body: [UInt8], onData: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> Response {
+        let sink = Sink()
+        sink.onData = onData
+        let status = try body.withUnsafeBytes { bytes in
+            try perform(url, range: nil, sink: sink, postBody: bytes)
+        }
+        return Response(status: status, body: sink.bytes)
+    }
+
+    private func perform(_ url: String, range: ClosedRange<Int>?, sink: Sink, postBody: UnsafeRawBufferPointer? = nil) throws -> Int {
         curl_easy_reset(handle)
         chydra_curl_set_string(handle, CURLOPT_URL, url)
+        var extraHeaders: [String] = []
+        if let postBody {
+            chydra_curl_set_long(handle, CURLOPT_POST, 1)
+            chydra_curl_set_long(handle, CURLOPT_POSTFIELDSIZE, postBody.count)
+            chydra_curl_set_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: postBody.baseAddress))
+            extraHeaders.append("Content-Type: application/json")
+        }
         chydra_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
         chydra_curl_set_long(handle, CURLOPT_TIMEOUT, timeoutSeconds)
         chydra_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT, 10)
         if let range { chydra_curl_set_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)") }
         var list: UnsafeMutablePointer<curl_slist>?
-        for header in headers { list = curl_slist_append(list, header) }
+        for header in headers + extraHeaders { list = curl_slist_append(list, header) }
         defer { curl_slist_free_all(list) }
         if let list { chydra_curl_set_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list)) }
         chydra_curl_set_write_function(handle) { data, size, count, context in
@@ -130,6 +150,7 @@ public final class HTTPClient {
                 sink.hasher?.update(UnsafeRawBufferPointer(start: data, count: length))
                 sink.written += length
             } else if sink.buffer == nil || sink.bytes.count < 4096 {
+                sink.onData?(UnsafeRawBufferPointer(start: data, count: length))
                 sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
             }
             return length
