@@ -45,7 +45,9 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    public let executor: any StepExecutor
+    public private(set) var executor: any StepExecutor
+    /// While false, waiting prompts stay queued (a pipeline draining before consolidation).
+    public var admitsNewSequences = true
     /// At most this many tokens in one forward pass (bounds activation memory).
     public let maxBatchTokens: Int
     private var waiting: [Sequence] = []
@@ -138,7 +140,7 @@ public final class Engine: @unchecked Sendable {
             }
         }
         // Admit waiting prompts (and preempted sequences) while they fit.
-        while let next = waiting.first, next.tokens.count <= budget, grow(next, to: next.tokens.count) {
+        while admitsNewSequences, let next = waiting.first, next.tokens.count <= budget, grow(next, to: next.tokens.count) {
             waiting.removeFirst()
             running.append(next)
             scheduled.append(next)
@@ -185,6 +187,24 @@ public final class Engine: @unchecked Sendable {
             events.append(Event(sequence: sequence.id, token: token, finished: reason))
         }
         return events
+    }
+
+    /// Sequences with K/V in the cache: their ids and block tables (what a migration moves).
+    public var liveSequences: [(id: Int, blocks: [Int])] { running.map { ($0.id, $0.blocks) } }
+
+    /// Sequences not finished yet, running or waiting.
+    public var pendingIDs: [Int] { running.map(\.id) + waiting.map(\.id) }
+
+    /// The most tokens any running sequence may still generate.
+    public var maxRemainingTokens: Int {
+        running.map { min($0.request.maxTokens - $0.generated.count, executor.contextLength - $0.tokens.count) }.max() ?? 0
+    }
+
+    /// Moves the engine onto another executor between steps (consolidation). Block ids must
+    /// mean the same in both: they share one block manager.
+    public func replaceExecutor(_ new: any StepExecutor) {
+        precondition(new.blocks === executor.blocks, "a replacement executor must keep the block manager")
+        executor = new
     }
 
     /// Drops every waiting and running sequence and frees their blocks (after a failed step).

@@ -14,8 +14,10 @@ public final class KVCache: @unchecked Sendable {
     private let values: [DeviceMemory]
     public let blocks: BlockManager
 
-    public init(device: any Device, layerCount: Int, width: Int, blockSize: Int = 16, blockCount: Int) {
+    /// `sharing`: the block manager of a cache this one replaces (consolidation keeps block ids).
+    public init(device: any Device, layerCount: Int, width: Int, blockSize: Int = 16, blockCount: Int, sharing: BlockManager? = nil) {
         precondition(blockSize > 0 && blockCount > 0)
+        precondition(sharing.map { $0.capacity == blockCount } ?? true, "a shared block manager must have the same block count")
         self.layerCount = layerCount
         self.width = width
         self.blockSize = blockSize
@@ -23,7 +25,43 @@ public final class KVCache: @unchecked Sendable {
         let bytes = blockCount * blockSize * width * MemoryLayout<Float>.size
         keys = (0..<layerCount).map { _ in device.allocate(bytes: bytes) }
         values = (0..<layerCount).map { _ in device.allocate(bytes: bytes) }
-        blocks = BlockManager(count: blockCount)
+        blocks = sharing ?? BlockManager(count: blockCount)
+    }
+
+    /// Floats one block holds for one layer, for K (and as many for V).
+    public var floatsPerBlock: Int { blockSize * width }
+
+    /// Copies layer `layer` of `source` (all blocks, K and V) into layer `destination` here.
+    public func copyLayer(_ layer: Int, from source: KVCache, to destination: Int) {
+        precondition(source.width == width && source.blockSize == blockSize && source.blockCount == blockCount)
+        let bytes = blockCount * floatsPerBlock * MemoryLayout<Float>.size
+        memcpy(keys[destination].baseAddress, source.keys[layer].baseAddress, bytes)
+        memcpy(values[destination].baseAddress, source.values[layer].baseAddress, bytes)
+    }
+
+    /// The K then V floats of `blocks` in `layer`, block after block.
+    public func readBlocks(layer: Int, blocks ids: [Int]) -> [Float] {
+        var out = [Float](repeating: 0, count: 2 * ids.count * floatsPerBlock)
+        out.withUnsafeMutableBufferPointer { buffer in
+            for (i, block) in ids.enumerated() {
+                precondition(block >= 0 && block < blockCount, "block \(block) out of range")
+                (buffer.baseAddress! + 2 * i * floatsPerBlock).update(from: keyBase(layer) + block * floatsPerBlock, count: floatsPerBlock)
+                (buffer.baseAddress! + (2 * i + 1) * floatsPerBlock).update(from: valueBase(layer) + block * floatsPerBlock, count: floatsPerBlock)
+            }
+        }
+        return out
+    }
+
+    /// Writes what `readBlocks` returned (possibly on another worker) into `layer`.
+    public func writeBlocks(layer: Int, blocks ids: [Int], _ data: ArraySlice<Float>) {
+        precondition(data.count == 2 * ids.count * floatsPerBlock, "KV data does not match the block list")
+        data.withUnsafeBufferPointer { buffer in
+            for (i, block) in ids.enumerated() {
+                precondition(block >= 0 && block < blockCount, "block \(block) out of range")
+                (keyBase(layer) + block * floatsPerBlock).update(from: buffer.baseAddress! + 2 * i * floatsPerBlock, count: floatsPerBlock)
+                (valueBase(layer) + block * floatsPerBlock).update(from: buffer.baseAddress! + (2 * i + 1) * floatsPerBlock, count: floatsPerBlock)
+            }
+        }
     }
 
     /// Makes every K and V page resident now (zero-filled), so the first requests do not pay

@@ -23,7 +23,8 @@ public struct SamplingParameters: Sendable, Equatable {
 
 /// A small, fast, seedable generator (SplitMix64), so sampling is reproducible.
 struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
+    /// The whole generator: copying it moves a sequence's sampling to another worker exactly.
+    var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -36,7 +37,13 @@ struct SeededGenerator: RandomNumberGenerator {
 
 struct Sampler {
     let parameters: SamplingParameters
-    private var generator: SeededGenerator
+    private(set) var generator: SeededGenerator
+
+    /// A sampler resumed where another one stopped.
+    init(_ parameters: SamplingParameters, generatorState: UInt64) {
+        self.parameters = parameters
+        generator = SeededGenerator(seed: generatorState)
+    }
 
     init(_ parameters: SamplingParameters) {
         self.parameters = parameters

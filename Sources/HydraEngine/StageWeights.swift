@@ -8,8 +8,14 @@ import HydraSystem
 /// end to end (what `hydra convert` writes: a tensor that spans chunks fills one to its end and
 /// continues at the start of the next), the arena *is* those payloads and loading a chunk is one
 /// read or copy straight into place. Otherwise each tensor gets a slot and its extents are copied.
+///
+/// A worker that may later grow into the whole model (consolidation) lays its arena out for the
+/// whole model from the start (`reservingFor`) but loads only its stage; `extend(to:)` then adds
+/// the missing layers in place, reusing every byte already loaded.
 public final class StageWeights: @unchecked Sendable {
-    public let stage: Manifest.Stage
+    public private(set) var stage: Manifest.Stage
+    /// The stage the arena is laid out for (the whole model when reserved for consolidation).
+    public let layoutStage: Manifest.Stage
     public let device: any Device
     public let memory: DeviceMemory
     private let manifest: Manifest
@@ -21,16 +27,21 @@ public final class StageWeights: @unchecked Sendable {
     /// Chunk index → its payload's offset in the arena, when the arena is the chunks themselves.
     private let chunkBases: [Int: Int]?
 
-    public init(manifest: Manifest, stage: Manifest.Stage, device: any Device) {
+    public init(manifest: Manifest, stage: Manifest.Stage, device: any Device, reservingFor layoutStage: Manifest.Stage? = nil) {
         self.manifest = manifest
         self.stage = stage
         self.device = device
-        let needed = manifest.tensors.filter { Self.stageNeeds($0, stage: stage, tied: manifest.tiedEmbeddings) }
-        if let inPlace = Self.inPlaceLayout(manifest: manifest, stage: stage, tensors: needed) {
+        let layout = layoutStage ?? stage
+        precondition(layout.firstLayer <= stage.firstLayer && stage.endLayer <= layout.endLayer
+                     && (!stage.embed || layout.embed) && (!stage.head || layout.head), "the reserved layout must contain the stage")
+        self.layoutStage = layout
+        let own = Set(stage.chunks)
+        let needed = manifest.tensors.filter { Self.stageNeeds($0, stage: layout, tied: manifest.tiedEmbeddings) }
+        if let inPlace = Self.inPlaceLayout(manifest: manifest, stage: layout, tensors: needed) {
             slots = inPlace.slots
             chunkBases = inPlace.bases
             plan = Dictionary(uniqueKeysWithValues: inPlace.bases.map { ($0.key, [(0, manifest.chunks[$0.key].payloadBytes, $0.value)]) })
-            pendingChunks = Set(inPlace.bases.keys)
+            pendingChunks = Set(inPlace.bases.keys).intersection(own)
             memory = device.allocate(bytes: inPlace.size)
             return
         }
@@ -50,8 +61,18 @@ public final class StageWeights: @unchecked Sendable {
         }
         self.slots = slots
         self.plan = plan
-        pendingChunks = Set(plan.keys)
+        pendingChunks = Set(plan.keys).intersection(own)
         memory = device.allocate(bytes: size)
+    }
+
+    /// Grows the stage (within the reserved layout): the chunks it lacks become pending, the
+    /// ones already loaded stay where they are.
+    public func extend(to larger: Manifest.Stage) {
+        precondition(layoutStage.firstLayer <= larger.firstLayer && larger.endLayer <= layoutStage.endLayer
+                     && (!larger.embed || layoutStage.embed) && (!larger.head || layoutStage.head), "extend beyond the reserved layout")
+        let loaded = Set(stage.chunks).subtracting(pendingChunks)
+        pendingChunks.formUnion(Set(larger.chunks).intersection(plan.keys).subtracting(loaded))
+        stage = larger
     }
 
     /// The stage's chunk payloads end to end, if every needed tensor is contiguous that way.
@@ -115,6 +136,13 @@ public final class StageWeights: @unchecked Sendable {
             try entry.readChunk(index, into: buffer.bytes)
             absorb(chunk: index, payload: UnsafeRawBufferPointer(start: buffer.baseAddress, count: manifest.chunks[index].payloadBytes))
         }
+    }
+
+    /// A loaded chunk's payload, read back from the arena (in-place layout only): what a worker
+    /// reuses instead of fetching again when it grows into the whole model.
+    public func payload(ofChunk index: Int) -> UnsafeRawBufferPointer? {
+        guard let base = chunkBases?[index], !pendingChunks.contains(index) else { return nil }
+        return UnsafeRawBufferPointer(start: memory.baseAddress + base, count: manifest.chunks[index].payloadBytes)
     }
 
     /// True when the arena is the stage's chunk payloads laid end to end.

@@ -72,14 +72,37 @@ public struct SamplerTable: Sendable {
     }
 
     public var count: Int { samplers.count }
+
+    /// One live sequence's sampler, as it travels between workers.
+    public struct State: Sendable, Equatable {
+        public var id: Int
+        public var sampling: SamplingParameters
+        public var generatorState: UInt64
+
+        public init(id: Int, sampling: SamplingParameters, generatorState: UInt64) {
+            self.id = id
+            self.sampling = sampling
+            self.generatorState = generatorState
+        }
+    }
+
+    public func export(_ ids: [Int]) -> [State] {
+        ids.compactMap { id in samplers[id].map { State(id: id, sampling: $0.parameters, generatorState: $0.generator.state) } }
+    }
+
+    public mutating func restore(_ states: [State]) {
+        for state in states { samplers[state.id] = Sampler(state.sampling, generatorState: state.generatorState) }
+    }
 }
 
 /// The whole model in this process (pp = 1).
 public final class LocalExecutor: StepExecutor {
     public let runner: StageRunner
-    private var samplers = SamplerTable()
+    private var samplers: SamplerTable
 
-    public init(runner: StageRunner) throws {
+    /// `samplers`: the state of sequences taken over from a pipeline (consolidation).
+    public init(runner: StageRunner, samplers: SamplerTable = SamplerTable()) throws {
+        self.samplers = samplers
         guard runner.stage.embed && runner.stage.head else {
             throw EngineError("running alone needs the whole model (pp = 1); stage \(runner.stage.index) has layers \(runner.stage.firstLayer)..<\(runner.stage.endLayer)")
         }

@@ -1,3 +1,4 @@
+import CHydraShims  // brings in <sys/socket.h> (SOCK_STREAM, SHUT_RDWR), which Glibc alone does not export here
 import Foundation
 import Glibc
 

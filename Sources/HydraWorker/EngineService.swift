@@ -21,6 +21,8 @@ public final class EngineService: @unchecked Sendable {
     private var cancelled: [Int] = []
     private var stopped = false
     private var nextTicket = 0
+    /// Work to do on the engine thread between steps, optionally once no sequence is running.
+    private var pendingSwitch: (drain: Bool, body: (Engine) -> Void)?
     // Owned by the engine thread.
     private var streams: [Int: Events.Continuation] = [:]
     private var ticketToSequence: [Int: Int] = [:]
@@ -39,19 +41,45 @@ public final class EngineService: @unchecked Sendable {
 
     /// Queues a request; its events arrive on the returned stream, which ends after the
     /// finishing token (or throws). Dropping the stream cancels the request.
-    public func submit(_ request: Engine.Request) -> Events {
-        let (stream, continuation) = Events.makeStream()
+    public func submit(_ request: Engine.Request) -> Events { submit([request])[0] }
+
+    /// Queues several requests at once: they join the same step.
+    public func submit(_ requests: [Engine.Request]) -> [Events] {
         condition.withLock {
-            let ticket = nextTicket
-            nextTicket += 1
-            continuation.onTermination = { [weak self] reason in
-                if case .cancelled = reason { self?.cancel(ticket) }
+            let streams = requests.map { request -> Events in
+                let (stream, continuation) = Events.makeStream()
+                let ticket = nextTicket
+                nextTicket += 1
+                continuation.onTermination = { [weak self] reason in
+                    if case .cancelled = reason { self?.cancel(ticket) }
+                }
+                inbox.append((request, continuation, ticket))
+                return stream
             }
-            inbox.append((request, continuation, ticket))
             condition.signal()
+            return streams
         }
-        return stream
     }
+
+    /// Runs `body` on the engine thread between two steps. With `drain`, no new sequence is
+    /// admitted from now on and `body` runs once the running ones have finished.
+    public func betweenSteps<T: Sendable>(drain: Bool, _ body: @escaping (Engine) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            condition.withLock {
+                precondition(pendingSwitch == nil, "one engine switch at a time")
+                pendingSwitch = (drain, { engine in continuation.resume(with: Result { try body(engine) }) })
+                condition.signal()
+            }
+        }
+    }
+
+    /// The longest a running sequence may still generate, and how long the last step took:
+    /// what draining would cost.
+    public var drainEstimate: (tokens: Int, stepSeconds: Double) {
+        condition.withLock { (maxRemaining, lastStepSeconds) }
+    }
+    private var maxRemaining = 0
+    private var lastStepSeconds = 0.0
 
     public func shutdown() {
         condition.withLock { stopped = true; condition.signal() }
@@ -65,7 +93,7 @@ public final class EngineService: @unchecked Sendable {
         var first = true
         while true {
             let (arrivals, cancellations, stop): ([(Engine.Request, Events.Continuation, Int)], [Int], Bool) = condition.withLock {
-                while inbox.isEmpty && cancelled.isEmpty && !stopped && !engine.hasWork { condition.wait() }
+                while inbox.isEmpty && cancelled.isEmpty && !stopped && !engine.hasWork && pendingSwitch == nil { condition.wait() }
                 defer { inbox = []; cancelled = [] }
                 return (inbox, cancelled, stopped)
             }
@@ -87,8 +115,11 @@ public final class EngineService: @unchecked Sendable {
                 engine.cancel(id)
                 streams.removeValue(forKey: id)
             }
+            runPendingSwitch()
             guard engine.hasWork else { continue }
+            if !engine.admitsNewSequences && engine.liveSequences.isEmpty { continue }  // drained; the switch runs next
             let events: [Engine.Event]
+            let stepStarted = DispatchTime.now()
             do { events = try engine.step() } catch {
                 logger.error("step failed; failing every live request", metadata: ["error": "\(error)"])
                 failAll(error)
@@ -101,6 +132,9 @@ public final class EngineService: @unchecked Sendable {
                 continue
             }
             if first { first = false; onFirstToken?() }
+            let stepSeconds = Double(DispatchTime.now().uptimeNanoseconds - stepStarted.uptimeNanoseconds) / 1e9
+            let remaining = engine.maxRemainingTokens
+            condition.withLock { lastStepSeconds = stepSeconds; maxRemaining = remaining }
             for event in events {
                 guard let continuation = streams[event.sequence] else { continue }
                 continuation.yield(event)
@@ -111,6 +145,17 @@ public final class EngineService: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    private func runPendingSwitch() {
+        guard let pending = condition.withLock({ pendingSwitch }) else { return }
+        if pending.drain {
+            engine.admitsNewSequences = false
+            guard engine.liveSequences.isEmpty else { return }
+        }
+        engine.admitsNewSequences = true
+        condition.withLock { pendingSwitch = nil }  // before the body: it resumes the caller, who may queue the next
+        pending.body(engine)
     }
 
     private func failAll(_ error: Error) {

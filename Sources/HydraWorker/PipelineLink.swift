@@ -52,6 +52,26 @@ public final class PipelineLink: @unchecked Sendable {
         return tokens
     }
 
+    /// Asks the rest of the pipeline for the K/V of `request.blocks` and the samplers.
+    public func migrate(_ request: PipelineMigrate, stage: Int, layerCount: Int, floatsPerLayer: Int) throws -> PipelineKV {
+        do { try PipelineWire.write(connection, .migrate, request.encoded()) } catch {
+            throw Failure(message: "pipeline stage \(stage) at \(address) went away: \(error)")
+        }
+        let (kind, payload) = try receive(stage: stage)
+        guard kind == .kv else { throw Failure(message: "pipeline stage \(stage) at \(address) answered \(kind) to migrate") }
+        return try PipelineKV(decoding: payload, layerCount: layerCount, floatsPerLayer: floatsPerLayer)
+    }
+
+    /// Tells the rest of the pipeline to exit; returns once every stage has acknowledged.
+    public func retire(stage: Int) throws {
+        do { try PipelineWire.write(connection, .retire, []) } catch {
+            throw Failure(message: "pipeline stage \(stage) at \(address) went away: \(error)")
+        }
+        let (kind, _) = try receive(stage: stage)
+        guard kind == .retired else { throw Failure(message: "pipeline stage \(stage) at \(address) answered \(kind) to retire") }
+        close()
+    }
+
     /// The next frame; an `error` frame or a dead link becomes a `Failure` naming the stage.
     func receive(stage: Int) throws -> (PipelineWire.Kind, [UInt8]) {
         let frame: (PipelineWire.Kind, [UInt8])?
@@ -70,7 +90,8 @@ public final class PipelineLink: @unchecked Sendable {
 
 /// Stage 0 of a pipeline: runs its own layers here, then hands the residual stream to the
 /// next stage and waits for the sampled tokens (one step in flight).
-public final class PipelineExecutor: StepExecutor {
+/// Used by the engine thread only (and by consolidation, which runs between its steps).
+public final class PipelineExecutor: StepExecutor, @unchecked Sendable {
     public let runner: StageRunner
     let link: PipelineLink
     let pp: Int

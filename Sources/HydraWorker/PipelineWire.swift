@@ -14,6 +14,9 @@ public enum PipelineWire {
 
     public enum Kind: UInt8, Sendable {
         case hello = 1, ready = 2, forward = 3, tokens = 4, error = 5
+        /// Consolidation: stage 0 asks for the K/V of live blocks and the samplers; each stage
+        /// answers with its layers' part (`kv`). `retire` tells the stages to exit.
+        case migrate = 6, kv = 7, retire = 8, retired = 9
     }
 
     public struct Malformed: Error, CustomStringConvertible, Sendable {

@@ -23,6 +23,8 @@ public final class StageServer: @unchecked Sendable {
     private let open = LockedBox<[ObjectIdentifier: TCPConnection]>([:])
 
     public var port: Int { listener.port }
+    /// Called after this stage answered `retire` (consolidation is over): the worker exits.
+    public var onRetire: (@Sendable () -> Void)?
     var isLast: Bool { runner.stage.head }
 
     public init(runner: StageRunner, model: String, pp: Int, host: String, port: Int, next: (host: String, port: Int)?,
@@ -74,6 +76,15 @@ public final class StageServer: @unchecked Sendable {
                 case .forward where greeted:
                     let tokens = try lock.withLock { try forward(payload) }
                     try PipelineWire.write(connection, .tokens, tokens.encoded())
+                case .migrate where greeted:
+                    let kv = try lock.withLock { try migrate(payload) }
+                    try PipelineWire.write(connection, .kv, kv.encoded())
+                case .retire where greeted:
+                    try lock.withLock { try link?.retire(stage: runner.stage.index + 1) }
+                    try PipelineWire.write(connection, .retired, [])
+                    logger.info("retired: the pipeline was consolidated", metadata: ["stage": "\(runner.stage.index)"])
+                    onRetire?()
+                    return
                 default:
                     throw PipelineWire.Malformed("unexpected \(kind) frame\(greeted ? "" : " before hello")")
                 }
@@ -106,6 +117,23 @@ public final class StageServer: @unchecked Sendable {
             self.link?.close()
             self.link = link
         }
+    }
+
+    /// This stage's K/V for the blocks asked (and, downstream, everyone else's).
+    func migrate(_ payload: [UInt8]) throws -> PipelineKV {
+        let request = try PipelineMigrate(decoding: payload, blockCount: runner.cache.blockCount)
+        let cache = runner.cache
+        var data: [Float] = []
+        data.reserveCapacity(cache.layerCount * 2 * request.blocks.count * cache.floatsPerBlock)
+        for layer in 0..<cache.layerCount { data += cache.readBlocks(layer: layer, blocks: request.blocks) }
+        let own = PipelineKV.Segment(firstLayer: runner.stage.firstLayer, layerCount: cache.layerCount, data: data)
+        if isLast {
+            return PipelineKV(segments: [own], samplers: samplers.export(request.sequences))
+        }
+        guard let link else { throw PipelineLink.Failure(message: "stage \(runner.stage.index) has no link to the next stage") }
+        let downstream = try link.migrate(request, stage: runner.stage.index + 1, layerCount: runner.config.layerCount,
+                                          floatsPerLayer: 2 * request.blocks.count * cache.floatsPerBlock)
+        return PipelineKV(segments: [own] + downstream.segments, samplers: downstream.samplers)
     }
 
     func forward(_ payload: [UInt8]) throws -> PipelineTokens {

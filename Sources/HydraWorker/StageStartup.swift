@@ -18,6 +18,9 @@ public struct StageStartup: Sendable {
     /// ids are shared along the pipeline (and survive consolidation).
     public var kvCacheBytes = StageRunner.defaultKVCacheBytes
     public var blockSize = 16
+    /// Lay the weights out for the whole model (loading only this stage), so the worker can
+    /// later consolidate the pipeline into itself without moving what it holds.
+    public var memoryFull = false
 
     public init(model: String, stage: Int, pp: Int, cacheSocket: String) {
         self.model = model
@@ -76,7 +79,8 @@ public struct StageStartup: Sendable {
         timeline.mark("attached")
         let manifest = attachment.manifest
         onManifest(manifest)
-        let weights = StageWeights(manifest: manifest, stage: try manifest.stage(stage, of: pp), device: device)
+        let weights = StageWeights(manifest: manifest, stage: try manifest.stage(stage, of: pp), device: device,
+                                   reservingFor: memoryFull ? try manifest.stage(0, of: 1) : nil)
         var scratch: SharedBuffer?
         var first = true
         while let chunk = try attachment.next() {

@@ -1,5 +1,6 @@
 import Foundation
 import HydraEngine
+import HydraFormat
 import HydraSystem
 import Logging
 
@@ -26,12 +27,23 @@ public final class Worker: @unchecked Sendable {
     let logger: Logger
     private let stageServer = LockedBox<StageServer?>(nil)
     private let service = LockedBox<EngineService?>(nil)
+    private let pipeline = LockedBox<(PipelineExecutor, manifest: HydraFormat.Manifest)?>(nil)
+    private let consolidation = LockedBox<Bool>(false)
+    /// Called when a later stage was retired by consolidation (the process should exit).
+    public var onRetire: (@Sendable () -> Void)?
 
     public init(options: Options, timeline: StartupTimeline, logger: Logger = Logger(label: "hydra.worker")) {
         self.options = options
         self.logger = logger
         server = WorkerServer(model: options.startup.model, stage: options.startup.stage, pp: options.startup.pp, timeline: timeline)
+        server.consolidate = { [weak self] mode in
+            guard let self else { throw EngineError("the worker is gone") }
+            return try await self.consolidate(mode: mode)
+        }
     }
+
+    /// Stage 0's engine, once ready.
+    public var engineService: EngineService? { service.value }
 
     /// The pipeline port stages after the first listen on, once started (0 before).
     public var pipelinePort: Int { stageServer.value?.port ?? 0 }
@@ -51,12 +63,13 @@ public final class Worker: @unchecked Sendable {
 
     func startStage() throws -> EngineService? {
         let startup = options.startup
-        let (_, runner) = try startup.run(timeline: server.timeline)
+        let (manifest, runner) = try startup.run(timeline: server.timeline)
         if startup.stage > 0 {
             let stage = try StageServer(runner: runner, model: startup.model, pp: startup.pp, host: options.pipelineHost,
                                         port: options.pipelinePort, next: options.next,
                                         stepTimeoutSeconds: options.stepTimeoutSeconds,
                                         connectTimeoutSeconds: options.connectTimeoutSeconds, logger: logger)
+            stage.onRetire = onRetire
             stage.start()
             stageServer.value = stage
             return nil
@@ -70,11 +83,52 @@ public final class Worker: @unchecked Sendable {
                                       blockCount: runner.cache.blockCount, blockSize: runner.cache.blockSize)
             let link = try PipelineLink(host: next.host, port: next.port, hello: hello, stepTimeoutSeconds: options.stepTimeoutSeconds,
                                         connectTimeoutSeconds: options.connectTimeoutSeconds)
-            engine = Engine(executor: try PipelineExecutor(runner: runner, next: link, pp: startup.pp))
+            let executor = try PipelineExecutor(runner: runner, next: link, pp: startup.pp)
+            pipeline.value = (executor, manifest)
+            engine = Engine(executor: executor)
         }
         let engineService = EngineService(engine: engine, logger: logger)
         service.value = engineService
         return engineService
+    }
+
+    /// Consolidates the pipeline into this worker (stage 0, started with `memoryFull`): loads
+    /// the rest of the model while serving, then takes over the in-flight sequences.
+    public func consolidate(mode requested: Consolidation.Mode) async throws -> Consolidation.Report {
+        guard options.startup.memoryFull else {
+            throw EngineError("this worker was started with --memory stage: it has no room to hold the whole model")
+        }
+        guard let (executor, manifest) = pipeline.value, let service = service.value else {
+            throw EngineError("only a ready stage 0 of a pipeline (pp > 1) consolidates")
+        }
+        guard consolidation.withValue({ busy in defer { busy = true }; return !busy }) else {
+            throw EngineError("this pipeline is already consolidating or consolidated")
+        }
+        let timeline = server.timeline
+        timeline.mark("consolidation_ordered")
+        let started = DispatchTime.now()
+        let startup = options.startup
+        let fetched = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, Error>) in
+            Thread.detachNewThread {
+                continuation.resume(with: Result {
+                    try Consolidation.loadWholeModel(weights: executor.runner.weights, manifest: manifest, stage: startup.stage,
+                                                     pp: startup.pp, cacheSocket: startup.cacheSocket)
+                })
+            }
+        }
+        timeline.mark("complement_loaded")
+        let loaded = DispatchTime.now()
+        let mode = try await service.betweenSteps(drain: false) { engine in
+            Consolidation.chooseMode(requested, engine: engine, service: service, pipeline: executor)
+        }
+        let (sequences, bytes) = try await service.betweenSteps(drain: mode == .drain) { engine in
+            try Consolidation.switchOver(engine: engine, pipeline: executor, manifest: manifest)
+        }
+        timeline.mark("consolidated")
+        let done = DispatchTime.now()
+        return Consolidation.Report(mode: mode, loadSeconds: Double(loaded.uptimeNanoseconds - started.uptimeNanoseconds) / 1e9,
+                                    switchSeconds: Double(done.uptimeNanoseconds - loaded.uptimeNanoseconds) / 1e9,
+                                    fetchedChunks: fetched, migratedSequences: sequences, migratedBytes: bytes)
     }
 
     public func shutdown() {

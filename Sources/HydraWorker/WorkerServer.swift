@@ -20,6 +20,8 @@ public final class WorkerServer: @unchecked Sendable {
     public let pp: Int
     public let timeline: StartupTimeline
     private let phase = LockedBox<Phase>(.starting)
+    /// Set by the worker: runs a consolidation (POST /v1/consolidate).
+    public var consolidate: (@Sendable (Consolidation.Mode) async throws -> Consolidation.Report)?
     private let waiters = LockedBox<[CheckedContinuation<Void, Never>]>([])
 
     public init(model: String, stage: Int, pp: Int, timeline: StartupTimeline) {
@@ -95,6 +97,24 @@ public final class WorkerServer: @unchecked Sendable {
         }
         router.post("/v1/generate") { [self] request, context -> Response in
             try await generate(request, context: context)
+        }
+        router.post("/v1/consolidate") { [self] request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 16)
+            struct Order: Decodable { var mode: Consolidation.Mode? }
+            let order: Order
+            do { order = body.readableBytes == 0 ? Order() : try JSONDecoder().decode(Order.self, from: Data(buffer: body)) } catch {
+                throw HTTPError(.badRequest, message: "malformed request: mode must be auto, migrate or drain")
+            }
+            guard case .ready = await waitForStartup(), let consolidate else {
+                throw HTTPError(.conflict, message: "the worker is not ready to consolidate")
+            }
+            let report: Consolidation.Report
+            do { report = try await consolidate(order.mode ?? .auto) } catch let error as EngineError {
+                throw HTTPError(.conflict, message: error.description)
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(report))))
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "hydra-worker"),
                            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) }, logger: logger)

@@ -63,24 +63,7 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
     func compare() throws {
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         let store = workDir + "/store"
-        var models: [(String, String)] = []
-        let synthetic = workDir + "/synthetic-2gb"
-        if (try? StoreEntry(store: StoreDirectory(root: store), name: "synthetic-2gb")) == nil {
-            Terminal.note("writing and converting the synthetic model into \(store)…")
-            try SyntheticModel.twoGB.write(to: synthetic)
-            guard try ChildProcess.run([ChildProcess.selfPath, "convert", synthetic, store, "--name", "synthetic-2gb"]).status == 0 else {
-                throw BenchError("conversion of the synthetic model failed")
-            }
-            try? FileManager.default.removeItem(atPath: synthetic)
-        }
-        models.append(("synthetic-2GB", "synthetic-2gb"))
-        let gguf = SmolLM2.defaultGGUFPath
-        if FileManager.default.fileExists(atPath: gguf) {
-            if (try? StoreEntry(store: StoreDirectory(root: store), name: "smollm2")) == nil {
-                _ = try ChildProcess.run([ChildProcess.selfPath, "convert", gguf, store, "--name", "smollm2", "--dtype", "bf16"])
-            }
-            models.append(("SmolLM2-135M bf16", "smollm2"))
-        }
+        let models = try prepareBenchModels(store: store, workDir: workDir).map { ($0.label, $0.name) }
         let haveFio = FileManager.default.isExecutableFile(atPath: "/usr/bin/fio")
         if !haveFio { Terminal.note("fio not found (apt-get install fio): measuring without it") }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import HydraEngine
 import HydraWorker
 import Hummingbird
@@ -17,7 +18,10 @@ struct WorkerCommand: AsyncParsableCommand {
         "stop_ids":[…]}, answered as NDJSON tokens) and drives stages 1…pp-1 over the pipeline \
         link (--next: the next stage's --pipeline-listen). Every stage serves GET /healthz and \
         GET /v1/status, which reports the start-up timeline (seconds since process start). \
-        Requests that arrive during start-up wait for it. Stops on SIGINT or SIGTERM.
+        Requests that arrive during start-up wait for it. With --memory full, stage 0 answers \
+        POST /v1/consolidate ({"mode":"auto|migrate|drain"}): it loads the rest of the model while \
+        serving, takes over the in-flight sequences (migrating their K/V blocks, or letting them \
+        finish) and becomes a single-worker endpoint; the other stages exit. Stops on SIGINT or SIGTERM.
         """
     )
 
@@ -32,11 +36,14 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("kv-cache-mib"), help: "KV cache of the whole model in MiB (each stage holds its layers' share).")
     var kvCacheMiB: Int = StageRunner.defaultKVCacheBytes >> 20
     @Option(name: .customLong("step-timeout"), help: "Seconds a step may wait for the rest of the pipeline.") var stepTimeout: Double = 60
+    @Option(help: "full: reserve memory for the whole model so stage 0 can consolidate the pipeline into itself (POST /v1/consolidate); stage: only this stage's layers.")
+    var memory: String = "stage"
 
     func validate() throws {
         guard pp >= 1, (0..<pp).contains(stage) else { throw ValidationError("--stage must be in 0..<--pp") }
         guard (stage == pp - 1) == (next == nil) else { throw ValidationError("every stage but the last needs --next, and the last has none") }
         guard stage == 0 || pipelineListen != nil else { throw ValidationError("stages after the first need --pipeline-listen") }
+        guard memory == "full" || memory == "stage" else { throw ValidationError("--memory must be full or stage") }
         guard kvCacheMiB > 0, stepTimeout > 0 else { throw ValidationError("--kv-cache-mib and --step-timeout must be positive") }
         for address in [listen, pipelineListen, next].compactMap({ $0 }) { _ = try Self.address(address) }
     }
@@ -55,6 +62,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let timeline = StartupTimeline(logger: logger)
         var startup = StageStartup(model: model, stage: stage, pp: pp, cacheSocket: cacheSocket)
         startup.kvCacheBytes = kvCacheMiB << 20
+        startup.memoryFull = memory == "full"
         var options = Worker.Options(startup: startup)
         options.next = try next.map(Self.address)
         if let pipelineListen {
@@ -62,6 +70,10 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         options.stepTimeoutSeconds = stepTimeout
         let worker = Worker(options: options, timeline: timeline, logger: logger)
+        worker.onRetire = {
+            // The pipeline was consolidated into stage 0: this stage's work is done.
+            Thread.detachNewThread { Thread.sleep(forTimeInterval: 0.05); Glibc.exit(0) }
+        }
         worker.start()
         let (host, port) = try Self.address(listen)
         let app = worker.server.application(host: host, port: port, logger: logger) { bound in

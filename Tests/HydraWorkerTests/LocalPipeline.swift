@@ -51,6 +51,42 @@ final class LocalPipeline: @unchecked Sendable {
     }
 }
 
+/// Stage 0 as a real `Worker` (memory reserved for the whole model) in front of in-process stage
+/// servers: the pieces a consolidation needs.
+final class ConsolidatingPipeline: @unchecked Sendable {
+    let node: CachedNode
+    private(set) var servers: [StageServer] = []
+    let worker: Worker
+    let retired = LockedBox(0)
+
+    init(port: Int, pp: Int) throws {
+        node = try CachedNode(remotes: [port])
+        var next: (host: String, port: Int)?
+        for stage in (1..<pp).reversed() {
+            let (_, runner) = try StageStartup(model: "m", stage: stage, pp: pp, cacheSocket: node.socketPath).run(timeline: StartupTimeline())
+            let server = try StageServer(runner: runner, model: "m", pp: pp, host: "127.0.0.1", port: 0, next: next)
+            server.onRetire = { [retired] in retired.withValue { $0 += 1 } }
+            server.start()
+            servers.insert(server, at: 0)
+            next = ("127.0.0.1", server.port)
+        }
+        var startup = StageStartup(model: "m", stage: 0, pp: pp, cacheSocket: node.socketPath)
+        startup.memoryFull = true
+        var options = Worker.Options(startup: startup)
+        options.next = next
+        worker = Worker(options: options, timeline: StartupTimeline())
+        worker.start()
+        for _ in 0..<1000 where worker.engineService == nil { Thread.sleep(forTimeInterval: 0.01) }
+        guard worker.engineService != nil else { throw EngineError("stage 0 did not start") }
+    }
+
+    func stop() {
+        worker.shutdown()
+        servers.forEach { $0.shutdown() }
+        node.stop()
+    }
+}
+
 /// The requests every pipeline test runs: greedy and seeded sampling, prompts of different lengths, batched.
 enum PipelineRequests {
     static let all: [Engine.Request] = [

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import HydraFormat
+import HydraStore
+import HydraSystem
+import HydraWorker
+
+struct BenchColdstartCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coldstart",
+        abstract: "Time to first token of a cold start: fetch-then-start vs overlapped start-up at pp = 1, 2, 4.",
+        discussion: """
+        On emulated nodes (a store server, one node cache per node with its link emulated at \
+        --nic-gbps, stage workers as processes; all on loopback), for the synthetic ~2 GB Llama and \
+        SmolLM2 (bf16). Before every run the node caches are restarted empty and the store's chunk \
+        files are dropped from the page cache. TTFT is measured by the client from the moment the \
+        start-up begins to the first streamed token: (i) fetch-then-start, pp = 1 — the whole model \
+        is fetched into the node cache first, and only then is the worker started (the serverless \
+        baseline); (ii) overlapped, pp = 1 — the worker starts at once and loads chunks as they \
+        land while its runtime initialises; (iii) overlapped pp = 2 and 4 — one stage per node, \
+        each fetching its own slice over its own link. Medians over --runs; per-stage timelines \
+        from the workers' status. Prints a table and writes JSON.
+        """
+    )
+
+    @Option(help: "Folder for the store, sockets and logs.") var workDir: String = NSTemporaryDirectory() + "hydra-bench-coldstart"
+    @Option(help: "Runs per scenario.") var runs: Int = 5
+    @Option(name: .customLong("nic-gbps"), help: "Emulated link of every node, Gbit/s.") var nicGbps: Double = 1
+    @Option(help: "Only these models (store names, comma-separated).") var models: String?
+    @Option(help: "Where to write the JSON figures.") var jsonOut: String = "bench-coldstart.json"
+
+    struct Run: Codable {
+        var ttftSeconds: Double
+        /// The fetch before the start (fetch-then-start only).
+        var prefetchSeconds: Double?
+        /// Per stage: event → seconds since that worker's process start.
+        var timelines: [[String: Double]]
+    }
+
+    struct Row: Codable {
+        var model: String
+        var scenario: String
+        var pp: Int
+        var bytes: Int
+        var runs: [Run]
+        var medianTTFT: Double { median(runs.map(\.ttftSeconds)) }
+        func medianEvent(_ event: String, stage: Int) -> Double? {
+            let values = runs.compactMap { $0.timelines.indices.contains(stage) ? $0.timelines[stage][event] : nil }
+            return values.isEmpty ? nil : median(values)
+        }
+    }
+
+    func validate() throws {
+        guard runs >= 1, nicGbps > 0 else { throw ValidationError("--runs and --nic-gbps must be positive") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+            let store = workDir + "/store"
+            var chosen = try prepareBenchModels(store: store, workDir: workDir)
+            if let models {
+                let names = Set(models.split(separator: ",").map(String.init))
+                chosen = chosen.filter { names.contains($0.name) }
+            }
+            var configuration = LocalCluster.Configuration(executable: ChildProcess.selfPath, storeRoot: store, workDirectory: workDir + "/run")
+            configuration.nodes = 4
+            configuration.nicGigabitsPerSecond = nicGbps
+            configuration.cacheCapacityGiB = 4
+            let cluster = try LocalCluster(configuration: configuration)
+            defer { cluster.stop() }
+
+            var rows: [Row] = []
+            for (label, name) in chosen {
+                let entry = try StoreEntry(store: StoreDirectory(root: store), name: name)
+                let bytes = entry.manifest.chunks.reduce(0) { $0 + $1.storedBytes }
+                let scenarios: [(String, Int, Bool)] = [("(i) fetch-then-start", 1, true), ("(ii) overlapped", 1, false),
+                                                        ("(iii) overlapped", 2, false), ("(iii) overlapped", 4, false)]
+                var collected = scenarios.map { Row(model: label, scenario: $0.0, pp: $0.1, bytes: bytes, runs: []) }
+                for run in 1...runs {
+                    for (index, scenario) in scenarios.enumerated() {
+                        Terminal.note("\(label): \(scenario.0) pp=\(scenario.1), run \(run) of \(runs)")
+                        collected[index].runs.append(try measure(cluster: cluster, model: name, pp: scenario.1, fetchFirst: scenario.2))
+                    }
+                }
+                rows += collected
+            }
+            print(table(rows))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(rows).write(to: URL(fileURLWithPath: jsonOut))
+            Terminal.note("figures written to \(jsonOut)")
+        }
+    }
+
+    /// One cold start, from empty node caches and a dropped store page cache.
+    func measure(cluster: LocalCluster, model: String, pp: Int, fetchFirst: Bool) throws -> Run {
+        for node in 0..<cluster.configuration.nodes { try cluster.restartCache(node) }
+        try cluster.dropStorePageCache(model: model)
+        warmMemory(bytes: 1 << 30)
+        let started = DispatchTime.now()
+        let elapsed = { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 }
+        var prefetch: Double?
+        if fetchFirst {
+            let attachment = try NodeCacheClient.attach(socketPath: cluster.cacheSocket(0), order: CacheOrder(model: model))
+            while try attachment.next() != nil {}
+            attachment.close()
+            prefetch = elapsed()
+        }
+        let pipeline = try cluster.launch(model: model, pp: pp)
+        defer { cluster.stop(pipeline) }
+        let client = WorkerClient(endpoint: pipeline.endpoint)
+        let requested = elapsed()
+        let generation = try client.generate(promptIDs: [1, 415, 5565, 302, 4843, 349, 5465, 28723], maxTokens: 2)
+        guard let firstTokenSeconds = generation.firstTokenSeconds else { throw BenchError("\(model) pp=\(pp): no token came back") }
+        let firstToken = requested + firstTokenSeconds
+        var timelines: [[String: Double]] = []
+        for endpoint in pipeline.endpoints {
+            let status = try WorkerClient(endpoint: endpoint).status()
+            var marks: [String: Double] = [:]
+            if case .array(let list)? = status["timeline"] {
+                for mark in list { if let event = mark["event"]?.stringValue, let seconds = mark["seconds"]?.doubleValue { marks[event] = seconds } }
+            }
+            timelines.append(marks)
+        }
+        return Run(ttftSeconds: firstToken, prefetchSeconds: prefetch, timelines: timelines)
+    }
+
+    func table(_ rows: [Row]) -> String {
+        var lines = ["| model | scenario | pp | TTFT median s | min–max s | vs (i) | last chunk (per stage) s | runtime ready s | first token − ready s |",
+                     "|---|---|---|---|---|---|---|---|---|"]
+        for row in rows {
+            let baseline = rows.first { $0.model == row.model && $0.scenario.hasPrefix("(i) ") }!.medianTTFT
+            let lastChunks = (0..<row.pp).compactMap { row.medianEvent("last_chunk", stage: $0) }.map { String(format: "%.2f", $0) }.joined(separator: " / ")
+            let runtime = row.medianEvent("runtime_ready", stage: 0).map { String(format: "%.2f", $0) } ?? "—"
+            let compute = zip(row.runs.compactMap { $0.timelines.first?["first_token"] }, row.runs.compactMap { $0.timelines.first?["ready"] })
+                .map { $0 - $1 }
+            let ttfts = row.runs.map(\.ttftSeconds)
+            lines.append(String(format: "| %@ | %@ | %d | %.2f | %.2f–%.2f | %.2f× | %@ | %@ | %@ |", row.model, row.scenario, row.pp, row.medianTTFT,
+                                ttfts.min()!, ttfts.max()!, row.medianTTFT / baseline, lastChunks, runtime,
+                                compute.isEmpty ? "—" : String(format: "%.2f", median(compute))))
+        }
+        lines.append("\nTTFT: from the start of the cold start (fetch for (i), worker launch otherwise) to the first streamed token, seen by the client. Timeline columns are seconds since each worker's own process start (for (i) the worker starts after the fetch). Links emulated at \(nicGbps) Gbit/s per node by the node caches' token buckets.")
+        return lines.joined(separator: "\n")
+    }
+}
