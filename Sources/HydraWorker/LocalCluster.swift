@@ -77,7 +77,9 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Starts the `pp` stage workers of `model`, stage k on node `nodes[k]` (default: k mod
     /// the node count). Returns at once: the workers cold-start in the background.
-    public func launch(model: String, pp: Int, nodes: [Int]? = nil, kvCacheMiB: Int = 256,
+    /// Stages in `fullMemory` reserve memory for the whole model (stage 0: it can consolidate
+    /// the pipeline; later stages: they become replicas when it does).
+    public func launch(model: String, pp: Int, nodes: [Int]? = nil, kvCacheMiB: Int = 256, fullMemory: Set<Int> = [],
                        extraArguments: [String] = []) throws -> Pipeline {
         let placement = nodes ?? (0..<pp).map { $0 % configuration.nodes }
         precondition(placement.count == pp && placement.allSatisfy { (0..<configuration.nodes).contains($0) })
@@ -88,7 +90,7 @@ public final class LocalCluster: @unchecked Sendable {
         for stage in (0..<pp).reversed() {
             var arguments = [configuration.executable, "worker", "--model", model, "--stage", String(stage), "--pp", String(pp),
                              "--cache-socket", cacheSocket(placement[stage]), "--listen", "127.0.0.1:\(httpPorts[stage])",
-                             "--kv-cache-mib", String(kvCacheMiB)] + extraArguments
+                             "--kv-cache-mib", String(kvCacheMiB), "--memory", fullMemory.contains(stage) ? "full" : "stage"] + extraArguments
             if stage > 0 { arguments += ["--pipeline-listen", "127.0.0.1:\(pipelinePorts[stage])"] }
             if stage < pp - 1 { arguments += ["--next", "127.0.0.1:\(pipelinePorts[stage + 1])"] }
             let log = configuration.workDirectory + "/\(model)-pp\(pp)-stage\(stage)-\(UInt32.random(in: 0...UInt32.max)).log"

@@ -69,7 +69,7 @@ public final class Worker: @unchecked Sendable {
                                         port: options.pipelinePort, next: options.next,
                                         stepTimeoutSeconds: options.stepTimeoutSeconds,
                                         connectTimeoutSeconds: options.connectTimeoutSeconds, logger: logger)
-            stage.onRetire = onRetire
+            stage.onRetire = { [weak self] in self?.retired(runner: runner, manifest: manifest) }
             stage.start()
             stageServer.value = stage
             return nil
@@ -129,6 +129,37 @@ public final class Worker: @unchecked Sendable {
         return Consolidation.Report(mode: mode, loadSeconds: Double(loaded.uptimeNanoseconds - started.uptimeNanoseconds) / 1e9,
                                     switchSeconds: Double(done.uptimeNanoseconds - loaded.uptimeNanoseconds) / 1e9,
                                     fetchedChunks: fetched, migratedSequences: sequences, migratedBytes: bytes)
+    }
+
+    /// A later stage whose pipeline was consolidated into stage 0: with its memory reserved for
+    /// the whole model it becomes an independent replica (loads the rest, serves generate on its
+    /// own endpoint); otherwise it exits.
+    func retired(runner: StageRunner, manifest: HydraFormat.Manifest) {
+        stageServer.value?.shutdown()
+        guard options.startup.memoryFull else { onRetire?(); return }
+        let timeline = server.timeline
+        server.finishStartup(.starting)
+        Thread.detachNewThread { [self] in
+            do {
+                let startup = options.startup
+                _ = try Consolidation.loadWholeModel(weights: runner.weights, manifest: manifest, stage: startup.stage,
+                                                     pp: startup.pp, cacheSocket: startup.cacheSocket)
+                timeline.mark("complement_loaded")
+                let old = runner.cache
+                let config = runner.config
+                let cache = KVCache(device: runner.weights.device, layerCount: config.layerCount, width: old.width,
+                                    blockSize: old.blockSize, blockCount: old.blockCount)
+                let whole = try StageRunner(manifest: manifest, weights: runner.weights, cache: cache)
+                let engineService = EngineService(engine: try Engine(runner: whole), logger: logger)
+                service.value = engineService
+                timeline.mark("replica_ready")
+                logger.info("the pipeline was consolidated: this stage is now an independent replica", metadata: ["stage": "\(startup.stage)"])
+                server.finishStartup(.ready(engineService))
+            } catch {
+                logger.error("becoming a replica failed", metadata: ["error": "\(error)"])
+                server.finishStartup(.failed("\(error)"))
+            }
+        }
     }
 
     public func shutdown() {

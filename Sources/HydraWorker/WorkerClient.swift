@@ -14,6 +14,7 @@ public struct WorkerClient: Sendable {
 
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let message: String
+        public init(message: String) { self.message = message }
         public var description: String { message }
     }
 

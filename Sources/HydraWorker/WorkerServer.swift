@@ -121,7 +121,6 @@ public final class WorkerServer: @unchecked Sendable {
     }
 
     func generate(_ request: Request, context: some RequestContext) async throws -> Response {
-        guard stage == 0 else { throw HTTPError(.badRequest, message: "stage \(stage) does not take requests: send them to stage 0") }
         let body = try await request.body.collect(upTo: 16 << 20)
         let parsed: GenerateRequest
         do { parsed = try JSONDecoder().decode(GenerateRequest.self, from: Data(buffer: body)) } catch {
@@ -131,7 +130,7 @@ public final class WorkerServer: @unchecked Sendable {
         switch await waitForStartup() {
         case .ready(let ready?): service = ready
         case .failed(let message): throw HTTPError(.serviceUnavailable, message: "the worker failed to start: \(message)")
-        default: throw HTTPError(.internalServerError, message: "stage 0 has no engine")
+        default: throw HTTPError(.badRequest, message: "stage \(stage) does not take requests: send them to stage 0")
         }
         let engineRequest = Engine.Request(
             prompt: parsed.promptIDs, maxTokens: parsed.maxTokens ?? 16,

@@ -62,3 +62,42 @@ import HydraWorker
         #expect(again.status == 502 && String(decoding: again.body, as: UTF8.self).contains("stage 1"))
     }
 }
+
+@Suite(.serialized) struct ConsolidationProcessTests {
+    static func consolidate(_ endpoint: String, mode: String) throws -> JSONValue {
+        let response = try HTTPClient(timeoutSeconds: 60).post(endpoint + "/v1/consolidate", json: Array("{\"mode\":\"\(mode)\"}".utf8))
+        guard response.status == 200 else { throw WorkerClient.Failure(message: "consolidate answered \(response.status): \(String(decoding: response.body, as: UTF8.self))") }
+        return try JSONValue.parse(response.body, file: endpoint)
+    }
+
+    @Test func consolidationRetiresStageOnlyWorkersAndTurnsFullMemoryOnesIntoReplicas() throws {
+        let (cluster, entry, root) = try LocalClusterTests.cluster(nodes: 2, fixture: "llama3-tiny")
+        defer { cluster.stop(); try? FileManager.default.removeItem(atPath: root) }
+        let prompt = [1, 15, 27, 3, 99, 4]
+        let expected = try Engine(runner: try StageRunner(entry: entry)).generate([Engine.Request(prompt: prompt, maxTokens: 12)])[0]
+
+        // Stage 0 alone has room for the whole model: the other stages exit.
+        let single = try cluster.launch(model: "m", pp: 4, kvCacheMiB: 16, fullMemory: [0])
+        #expect(try WorkerClient(endpoint: single.endpoint).generate(promptIDs: prompt, maxTokens: 12).tokens == expected)
+        let report = try Self.consolidate(single.endpoint, mode: "migrate")
+        #expect(report["mode"]?.stringValue == "migrate")
+        for _ in 0..<500 where single.workers.dropFirst().contains(where: \.isRunning) { usleep(10_000) }
+        #expect(single.workers.dropFirst().allSatisfy { !$0.isRunning }, "retired stages exit")
+        #expect(try WorkerClient(endpoint: single.endpoint).generate(promptIDs: prompt, maxTokens: 12).tokens == expected)
+        // A second consolidation is refused clearly.
+        let refused = try HTTPClient(timeoutSeconds: 10).post(single.endpoint + "/v1/consolidate", json: Array("{}".utf8))
+        #expect(refused.status == 409)
+        cluster.stop(single)
+
+        // Every worker has room: pp independent replicas.
+        let full = try cluster.launch(model: "m", pp: 2, kvCacheMiB: 16, fullMemory: [0, 1])
+        #expect(try WorkerClient(endpoint: full.endpoint).generate(promptIDs: prompt, maxTokens: 12).tokens == expected)
+        _ = try Self.consolidate(full.endpoint, mode: "drain")
+        for endpoint in full.endpoints {
+            let tokens = try WorkerClient(endpoint: endpoint).generate(promptIDs: prompt, maxTokens: 12).tokens
+            #expect(tokens == expected, "\(endpoint)")
+        }
+        #expect(full.workers.allSatisfy { $0.isRunning })
+        cluster.stop(full)
+    }
+}
