@@ -34,6 +34,10 @@ public final class Engine: @unchecked Sendable {
         var tokens: [Int]        // prompt + generated
         var cached = 0           // tokens whose K/V are in the cache
         var blocks: [Int] = []
+        /// In a micro-batch that has been dispatched and not collected yet.
+        var inFlight = false
+        /// Cancelled while in flight: dropped when its micro-batch comes back.
+        var cancelled = false
         var generated: [Int] { Array(tokens[request.prompt.count...]) }
         /// Logits of the last prompt position (kept for tests and --logits-out).
         var promptLogits: [Float]?
@@ -48,6 +52,11 @@ public final class Engine: @unchecked Sendable {
     public private(set) var executor: any StepExecutor
     /// While false, waiting prompts stay queued (a pipeline draining before consolidation).
     public var admitsNewSequences = true
+    /// While true, no new micro-batch is dispatched: the pipeline empties (consolidation).
+    public var holdsDispatch = false
+    /// Dispatched micro-batches not collected yet, oldest first.
+    private var inFlight: [[Sequence]] = []
+    public var inFlightCount: Int { inFlight.count }
     /// At most this many tokens in one forward pass (bounds activation memory).
     public let maxBatchTokens: Int
     private var waiting: [Sequence] = []
@@ -116,39 +125,76 @@ public final class Engine: @unchecked Sendable {
         sequence.cached = 0
     }
 
-    /// Runs one forward pass; returns one event per sequence that produced a token. When the
-    /// executor fails (a pipeline stage died), every sequence is aborted and the error rethrown.
+    /// Runs one step; returns one event per sequence that produced a token. With a pipelined
+    /// executor, first fills the pipeline with micro-batches (each running sequence in at most
+    /// one), then collects the oldest. When the executor fails (a pipeline stage died), every
+    /// sequence is aborted and the error rethrown.
     public func step() throws -> [Event] {
-        // Schedule: every running sequence decodes one token; preempt the newest if blocks run out.
+        guard let pipelined = executor as? any PipelinedExecutor, pipelined.depth > 1 else {
+            let scheduled = schedule(share: 1)
+            guard !scheduled.isEmpty else { return [] }
+            let step = makeStep(scheduled)
+            let output = try aborting { try executor.execute(step) }
+            return postprocess(scheduled, output)
+        }
+        while !holdsDispatch && inFlight.count < pipelined.depth {
+            let scheduled = schedule(share: pipelined.depth - inFlight.count)
+            if scheduled.isEmpty { break }
+            let step = makeStep(scheduled)
+            try aborting { try pipelined.dispatch(step) }
+            scheduled.forEach { $0.inFlight = true }
+            inFlight.append(scheduled)
+        }
+        guard !inFlight.isEmpty else { return [] }
+        let output = try aborting { try pipelined.collect() }
+        let batch = inFlight.removeFirst()
+        batch.forEach { $0.inFlight = false }
+        return postprocess(batch, output)
+    }
+
+    private func aborting<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch {
+            abortAll()
+            throw error
+        }
+    }
+
+    /// Picks a micro-batch: about 1/`share` of the running sequences not in flight (all of them
+    /// when `share` is 1), preempting the newest idle sequence when blocks run out, then admits
+    /// waiting prompts (and preempted sequences) while they fit.
+    private func schedule(share: Int) -> [Sequence] {
         var scheduled: [Sequence] = []
         var budget = maxBatchTokens
+        let idle = running.filter { !$0.inFlight }.count
+        let quota = share <= 1 ? idle : (idle + share - 1) / share
         var index = 0
-        while index < running.count {
+        while index < running.count && scheduled.count < quota {
             let sequence = running[index]
+            if sequence.inFlight { index += 1; continue }
             if grow(sequence, to: sequence.tokens.count) {
                 scheduled.append(sequence)
                 budget -= 1
                 index += 1
-            } else if let victim = running.last, victim !== sequence {
-                running.removeLast()
-                release(victim)
-                waiting.insert(victim, at: 0)  // recomputed from its tokens when blocks free up
+            } else if let victim = running.lastIndex(where: { !$0.inFlight }), victim > index {
+                let preempted = running.remove(at: victim)
+                release(preempted)
+                waiting.insert(preempted, at: 0)  // recomputed from its tokens when blocks free up
             } else {
                 running.remove(at: index)
                 release(sequence)
                 waiting.insert(sequence, at: 0)
             }
         }
-        // Admit waiting prompts (and preempted sequences) while they fit.
         while admitsNewSequences, let next = waiting.first, next.tokens.count <= budget, grow(next, to: next.tokens.count) {
             waiting.removeFirst()
             running.append(next)
             scheduled.append(next)
             budget -= next.tokens.count - next.cached
         }
-        guard !scheduled.isEmpty else { return [] }
+        return scheduled
+    }
 
-        // Run.
+    private func makeStep(_ scheduled: [Sequence]) -> ScheduledStep {
         var tokens: [Int] = []
         var sequences: [Batch.Sequence] = []
         for sequence in scheduled {
@@ -157,20 +203,22 @@ public final class Engine: @unchecked Sendable {
                                             blockTable: sequence.blocks))
             tokens += new
         }
-        let step = ScheduledStep(
+        defer { released = [] }
+        return ScheduledStep(
             tokens: tokens, batch: Batch(sequences: sequences),
             sequences: scheduled.map { .init(id: $0.id, sampling: $0.request.sampling, wantsPromptLogits: $0.promptLogits == nil) },
             released: released)
-        let output: StepOutput
-        do { output = try executor.execute(step) } catch {
-            abortAll()
-            throw error
-        }
-        released = []
+    }
 
-        // Postprocess.
+    private func postprocess(_ scheduled: [Sequence], _ output: StepOutput) -> [Event] {
         var events: [Event] = []
         for (row, sequence) in scheduled.enumerated() {
+            if sequence.cancelled {
+                running.removeAll { $0 === sequence }
+                release(sequence)
+                released.append(sequence.id)
+                continue
+            }
             sequence.cached = sequence.tokens.count
             if sequence.promptLogits == nil { sequence.promptLogits = output.promptLogits[row] ?? [] }
             let token = output.tokens[row]
@@ -189,6 +237,29 @@ public final class Engine: @unchecked Sendable {
         return events
     }
 
+    /// Drops every waiting and running sequence and frees their blocks (after a failed step).
+    public func abortAll() {
+        for sequence in running { release(sequence); released.append(sequence.id) }
+        released += waiting.map(\.id)
+        running = []
+        waiting = []
+        inFlight = []
+    }
+
+    /// Cancels one sequence (its client went away): frees its blocks; no more events for it.
+    public func cancel(_ id: Int) {
+        if let sequence = running.first(where: { $0.id == id }) {
+            if sequence.inFlight { sequence.cancelled = true; return }  // dropped when its micro-batch returns
+            release(sequence)
+            running.removeAll { $0 === sequence }
+        }
+        waiting.removeAll { $0.id == id }
+        released.append(id)
+    }
+
+    /// Nothing can run although prompts wait: they do not fit the KV cache.
+    public var isStalled: Bool { admitsNewSequences && running.isEmpty && !waiting.isEmpty && inFlight.isEmpty }
+
     /// Sequences with K/V in the cache: their ids and block tables (what a migration moves).
     public var liveSequences: [(id: Int, blocks: [Int])] { running.map { ($0.id, $0.blocks) } }
 
@@ -205,24 +276,6 @@ public final class Engine: @unchecked Sendable {
     public func replaceExecutor(_ new: any StepExecutor) {
         precondition(new.blocks === executor.blocks, "a replacement executor must keep the block manager")
         executor = new
-    }
-
-    /// Drops every waiting and running sequence and frees their blocks (after a failed step).
-    public func abortAll() {
-        for sequence in running { release(sequence); released.append(sequence.id) }
-        released += waiting.map(\.id)
-        running = []
-        waiting = []
-    }
-
-    /// Cancels one sequence (its client went away): frees its blocks; no more events for it.
-    public func cancel(_ id: Int) {
-        if let sequence = running.first(where: { $0.id == id }) {
-            release(sequence)
-            running.removeAll { $0 === sequence }
-        }
-        waiting.removeAll { $0.id == id }
-        released.append(id)
     }
 
     /// Runs requests to completion, calling `onEvent` for every token; returns each request's tokens.

@@ -54,6 +54,16 @@ public protocol StepExecutor: AnyObject {
     func execute(_ step: ScheduledStep) throws -> StepOutput
 }
 
+/// An executor whose steps can overlap: up to `depth` micro-batches in flight at once (a
+/// pipeline keeps every stage busy with a different micro-batch). Outputs come back in dispatch
+/// order.
+public protocol PipelinedExecutor: StepExecutor {
+    var depth: Int { get }
+    func dispatch(_ step: ScheduledStep) throws
+    /// The output of the oldest dispatched step not yet collected.
+    func collect() throws -> StepOutput
+}
+
 /// Samplers of live sequences, keyed by sequence id: the state a sampling stage keeps.
 public struct SamplerTable: Sendable {
     private var samplers: [Int: Sampler] = [:]

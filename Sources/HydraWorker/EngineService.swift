@@ -126,9 +126,11 @@ public final class EngineService: @unchecked Sendable {
                 continue
             }
             if events.isEmpty {
-                // Nothing could be scheduled: the waiting prompts do not fit the KV cache.
-                engine.abortAll()
-                failAll(Failure(message: "the KV cache cannot hold the request"))
+                if engine.isStalled {
+                    // Nothing could be scheduled: the waiting prompts do not fit the KV cache.
+                    engine.abortAll()
+                    failAll(Failure(message: "the KV cache cannot hold the request"))
+                }
                 continue
             }
             if first { first = false; onFirstToken?() }
@@ -150,10 +152,16 @@ public final class EngineService: @unchecked Sendable {
     private func runPendingSwitch() {
         guard let pending = condition.withLock({ pendingSwitch }) else { return }
         if pending.drain {
+            // Let the running sequences finish; admit nothing new.
             engine.admitsNewSequences = false
             guard engine.liveSequences.isEmpty else { return }
+        } else {
+            // Let the micro-batches in flight come back; dispatch nothing new.
+            engine.holdsDispatch = true
+            guard engine.inFlightCount == 0 else { return }
         }
         engine.admitsNewSequences = true
+        engine.holdsDispatch = false
         condition.withLock { pendingSwitch = nil }  // before the body: it resumes the caller, who may queue the next
         pending.body(engine)
     }

@@ -79,8 +79,12 @@ public final class LocalCluster: @unchecked Sendable {
     /// the node count). Returns at once: the workers cold-start in the background.
     /// Stages in `fullMemory` reserve memory for the whole model (stage 0: it can consolidate
     /// the pipeline; later stages: they become replicas when it does).
+    ///
+    /// `microBatches` defaults to 1: these emulated nodes share one machine's cores and memory
+    /// bus, where overlapping micro-batches measured slower (see docs/benchmarks.md); pass pp to
+    /// overlap them as on separate machines.
     public func launch(model: String, pp: Int, nodes: [Int]? = nil, kvCacheMiB: Int = 256, fullMemory: Set<Int> = [],
-                       extraArguments: [String] = []) throws -> Pipeline {
+                       microBatches: Int = 1, extraArguments: [String] = []) throws -> Pipeline {
         let placement = nodes ?? (0..<pp).map { $0 % configuration.nodes }
         precondition(placement.count == pp && placement.allSatisfy { (0..<configuration.nodes).contains($0) })
         let httpPorts = try (0..<pp).map { _ in try Self.freePort() }
@@ -90,7 +94,8 @@ public final class LocalCluster: @unchecked Sendable {
         for stage in (0..<pp).reversed() {
             var arguments = [configuration.executable, "worker", "--model", model, "--stage", String(stage), "--pp", String(pp),
                              "--cache-socket", cacheSocket(placement[stage]), "--listen", "127.0.0.1:\(httpPorts[stage])",
-                             "--kv-cache-mib", String(kvCacheMiB), "--memory", fullMemory.contains(stage) ? "full" : "stage"] + extraArguments
+                             "--kv-cache-mib", String(kvCacheMiB), "--memory", fullMemory.contains(stage) ? "full" : "stage",
+                             "--micro-batches", String(microBatches)] + extraArguments
             if stage > 0 { arguments += ["--pipeline-listen", "127.0.0.1:\(pipelinePorts[stage])"] }
             if stage < pp - 1 { arguments += ["--next", "127.0.0.1:\(pipelinePorts[stage + 1])"] }
             let log = configuration.workDirectory + "/\(model)-pp\(pp)-stage\(stage)-\(UInt32.random(in: 0...UInt32.max)).log"

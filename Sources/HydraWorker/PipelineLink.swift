@@ -40,14 +40,24 @@ public final class PipelineLink: @unchecked Sendable {
 
     /// Sends a step down the pipeline and waits for the sampled tokens.
     public func forward(_ message: PipelineForward, stage: Int, vocabSize: Int) throws -> PipelineTokens {
+        try send(message, stage: stage)
+        return try receiveTokens(stepID: message.stepID, count: message.step.sequences.count, stage: stage, vocabSize: vocabSize)
+    }
+
+    /// Sends a step down the pipeline without waiting (its tokens come back in order).
+    public func send(_ message: PipelineForward, stage: Int) throws {
         do { try PipelineWire.write(connection, .forward, message.encoded()) } catch {
             throw Failure(message: "pipeline stage \(stage) at \(address) went away: \(error)")
         }
+    }
+
+    /// The tokens of the oldest step sent and not yet answered.
+    public func receiveTokens(stepID: UInt64, count: Int, stage: Int, vocabSize: Int) throws -> PipelineTokens {
         let (kind, payload) = try receive(stage: stage)
         guard kind == .tokens else { throw Failure(message: "pipeline stage \(stage) at \(address) answered \(kind) to forward") }
         let tokens = try PipelineTokens(decoding: payload, vocabSize: vocabSize)
-        guard tokens.stepID == message.stepID, tokens.tokens.count == message.step.sequences.count else {
-            throw Failure(message: "pipeline stage \(stage) answered step \(tokens.stepID) with \(tokens.tokens.count) tokens; expected step \(message.stepID) with \(message.step.sequences.count)")
+        guard tokens.stepID == stepID, tokens.tokens.count == count else {
+            throw Failure(message: "pipeline stage \(stage) answered step \(tokens.stepID) with \(tokens.tokens.count) tokens; expected step \(stepID) with \(count)")
         }
         return tokens
     }
@@ -89,21 +99,28 @@ public final class PipelineLink: @unchecked Sendable {
 }
 
 /// Stage 0 of a pipeline: runs its own layers here, then hands the residual stream to the
-/// next stage and waits for the sampled tokens (one step in flight).
+/// next stage; the sampled tokens come back in order. Up to `depth` (default pp) micro-batches
+/// are in flight, so every stage works on a different one.
 /// Used by the engine thread only (and by consolidation, which runs between its steps).
-public final class PipelineExecutor: StepExecutor, @unchecked Sendable {
+public final class PipelineExecutor: PipelinedExecutor, @unchecked Sendable {
     public let runner: StageRunner
     let link: PipelineLink
     let pp: Int
+    public let depth: Int
     private var stepID: UInt64 = 0
+    /// Dispatched steps awaiting their tokens: (step id, sequences).
+    private var pending: [(UInt64, Int)] = []
+    /// The most micro-batches that were in flight at once.
+    public private(set) var peakInFlight = 0
 
-    public init(runner: StageRunner, next: PipelineLink, pp: Int) throws {
+    public init(runner: StageRunner, next: PipelineLink, pp: Int, depth: Int? = nil) throws {
         guard runner.stage.embed, !runner.stage.head, pp > 1 else {
             throw EngineError("a pipeline executor runs stage 0 of a pipeline of two or more stages")
         }
         self.runner = runner
         link = next
         self.pp = pp
+        self.depth = max(1, depth ?? pp)
     }
 
     public var blocks: BlockManager { runner.cache.blocks }
@@ -112,9 +129,22 @@ public final class PipelineExecutor: StepExecutor, @unchecked Sendable {
     public var vocabSize: Int { runner.config.vocabSize }
 
     public func execute(_ step: ScheduledStep) throws -> StepOutput {
+        try dispatch(step)
+        return try collect()
+    }
+
+    public func dispatch(_ step: ScheduledStep) throws {
         stepID += 1
         let hidden = runner.forward(tokens: step.tokens, batch: step.batch)
-        let reply = try link.forward(PipelineForward(stepID: stepID, step: step, hidden: hidden), stage: 1, vocabSize: vocabSize)
+        try link.send(PipelineForward(stepID: stepID, step: step, hidden: hidden), stage: 1)
+        pending.append((stepID, step.sequences.count))
+        peakInFlight = max(peakInFlight, pending.count)
+    }
+
+    public func collect() throws -> StepOutput {
+        precondition(!pending.isEmpty, "collect without a dispatched step")
+        let (id, count) = pending.removeFirst()
+        let reply = try link.receiveTokens(stepID: id, count: count, stage: 1, vocabSize: vocabSize)
         return StepOutput(tokens: reply.tokens, promptLogits: Array(repeating: nil, count: reply.tokens.count))
     }
 }

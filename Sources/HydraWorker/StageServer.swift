@@ -19,6 +19,7 @@ public final class StageServer: @unchecked Sendable {
     /// One step at a time: the KV cache and the samplers are this stage's only state.
     private let lock = NSLock()
     private var link: PipelineLink?
+    private var relay: Relay?
     private var samplers = SamplerTable()
     private let open = LockedBox<[ObjectIdentifier: TCPConnection]>([:])
 
@@ -65,23 +66,30 @@ public final class StageServer: @unchecked Sendable {
 
     func serve(_ connection: TCPConnection) {
         var greeted = false
+        let upstream = Upstream(connection)
         while true {
             do {
                 guard let (kind, payload) = try PipelineWire.read(connection) else { return }
                 switch kind {
                 case .hello:
-                    try greet(PipelineHello(decoding: payload))
+                    try greet(PipelineHello(decoding: payload), upstream: upstream)
                     greeted = true
-                    try PipelineWire.write(connection, .ready, [])
+                    try upstream.write(.ready, [])
                 case .forward where greeted:
-                    let tokens = try lock.withLock { try forward(payload) }
-                    try PipelineWire.write(connection, .tokens, tokens.encoded())
+                    // Tokens go back in order: from here (last stage) or through the relay.
+                    if let tokens = try lock.withLock({ try forward(payload) }) {
+                        try upstream.write(.tokens, tokens.encoded())
+                    }
                 case .migrate where greeted:
                     let kv = try lock.withLock { try migrate(payload) }
-                    try PipelineWire.write(connection, .kv, kv.encoded())
+                    try upstream.write(.kv, kv.encoded())
                 case .retire where greeted:
-                    try lock.withLock { try link?.retire(stage: runner.stage.index + 1) }
-                    try PipelineWire.write(connection, .retired, [])
+                    try lock.withLock {
+                        relay?.waitIdle()
+                        try link?.retire(stage: runner.stage.index + 1)
+                        relay?.close()
+                    }
+                    try upstream.write(.retired, [])
                     logger.info("retired: the pipeline was consolidated", metadata: ["stage": "\(runner.stage.index)"])
                     onRetire?()
                     return
@@ -91,18 +99,18 @@ public final class StageServer: @unchecked Sendable {
             } catch let error as PipelineWire.Malformed {
                 // The stream cannot be trusted past a bad frame: say why, then drop the link.
                 logger.warning("rejected a pipeline frame", metadata: ["stage": "\(runner.stage.index)", "problem": "\(error.problem)"])
-                try? PipelineWire.write(connection, .error, Array("stage \(runner.stage.index): \(error)".utf8))
+                try? upstream.write(.error, Array("stage \(runner.stage.index): \(error)".utf8))
                 return
             } catch {
                 logger.error("pipeline step failed", metadata: ["stage": "\(runner.stage.index)", "error": "\(error)"])
-                try? PipelineWire.write(connection, .error, Array("stage \(runner.stage.index): \(error)".utf8))
+                try? upstream.write(.error, Array("stage \(runner.stage.index): \(error)".utf8))
                 return
             }
         }
     }
 
     /// Checks the predecessor's idea of the pipeline and opens the link to the next stage.
-    func greet(_ hello: PipelineHello) throws {
+    func greet(_ hello: PipelineHello, upstream: Upstream) throws {
         let expected = PipelineHello(model: model, pp: pp, stage: runner.stage.index,
                                      blockCount: runner.cache.blockCount, blockSize: runner.cache.blockSize)
         guard hello == expected else {
@@ -113,15 +121,20 @@ public final class StageServer: @unchecked Sendable {
                                     hello: PipelineHello(model: model, pp: pp, stage: runner.stage.index + 1,
                                                          blockCount: expected.blockCount, blockSize: expected.blockSize),
                                     stepTimeoutSeconds: stepTimeoutSeconds, connectTimeoutSeconds: connectTimeoutSeconds)
+        let relay = Relay(link: link, upstream: upstream, stage: runner.stage.index + 1)
         lock.withLock {
+            self.relay?.close()
             self.link?.close()
             self.link = link
+            self.relay = relay
         }
+        relay.start()
     }
 
     /// This stage's K/V for the blocks asked (and, downstream, everyone else's).
     func migrate(_ payload: [UInt8]) throws -> PipelineKV {
         let request = try PipelineMigrate(decoding: payload, blockCount: runner.cache.blockCount)
+        relay?.waitIdle()  // no step in flight downstream: the link is free for the exchange
         let cache = runner.cache
         var data: [Float] = []
         data.reserveCapacity(cache.layerCount * 2 * request.blocks.count * cache.floatsPerBlock)
@@ -136,7 +149,9 @@ public final class StageServer: @unchecked Sendable {
         return PipelineKV(segments: [own] + downstream.segments, samplers: downstream.samplers)
     }
 
-    func forward(_ payload: [UInt8]) throws -> PipelineTokens {
+    /// Runs this stage's layers; the last stage returns the sampled tokens, the others pass the
+    /// activations on (their tokens come back through the relay).
+    func forward(_ payload: [UInt8]) throws -> PipelineTokens? {
         let message = try PipelineForward(decoding: payload, hiddenSize: runner.config.hiddenSize, contextLength: runner.contextLength,
                                           blockCount: runner.cache.blockCount, blockSize: runner.cache.blockSize)
         let hidden = runner.forward(hidden: message.hidden, batch: message.step.batch)
@@ -144,8 +159,73 @@ public final class StageServer: @unchecked Sendable {
             let logits = runner.logits(hidden, rows: message.step.batch.lastRows)
             return PipelineTokens(stepID: message.stepID, tokens: samplers.sample(logits, for: message.step.sequences, released: message.step.released))
         }
-        guard let link else { throw PipelineLink.Failure(message: "stage \(runner.stage.index) has no link to the next stage") }
-        return try link.forward(PipelineForward(stepID: message.stepID, step: message.step, hidden: hidden),
-                                stage: runner.stage.index + 1, vocabSize: runner.config.vocabSize)
+        guard let link, let relay else { throw PipelineLink.Failure(message: "stage \(runner.stage.index) has no link to the next stage") }
+        relay.expect()
+        try link.send(PipelineForward(stepID: message.stepID, step: message.step, hidden: hidden), stage: runner.stage.index + 1)
+        return nil
+    }
+}
+
+/// The predecessor's connection, written by the serving thread and the relay: one frame at a time.
+final class Upstream: @unchecked Sendable {
+    let connection: TCPConnection
+    private let lock = NSLock()
+
+    init(_ connection: TCPConnection) { self.connection = connection }
+
+    func write(_ kind: PipelineWire.Kind, _ payload: [UInt8]) throws {
+        try lock.withLock { try PipelineWire.write(connection, kind, payload) }
+    }
+}
+
+/// Carries the next stage's answers to forwarded steps back upstream, in order, while this
+/// stage already works on the next micro-batch. Reads only while answers are owed, so control
+/// exchanges (migrate, retire) can use the link when nothing is in flight.
+final class Relay: @unchecked Sendable {
+    let link: PipelineLink
+    let upstream: Upstream
+    let stage: Int
+    private let condition = NSCondition()
+    private var owed = 0
+    private var closed = false
+
+    init(link: PipelineLink, upstream: Upstream, stage: Int) {
+        self.link = link
+        self.upstream = upstream
+        self.stage = stage
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "hydra-relay-\(stage)"
+        thread.start()
+    }
+
+    /// One more answer is owed (call before sending the step).
+    func expect() { condition.withLock { owed += 1; condition.broadcast() } }
+
+    func waitIdle() { condition.withLock { while owed > 0 && !closed { condition.wait() } } }
+
+    func close() { condition.withLock { closed = true; condition.broadcast() } }
+
+    private func run() {
+        while true {
+            let proceed = condition.withLock { () -> Bool in
+                while owed == 0 && !closed { condition.wait() }
+                return !closed
+            }
+            guard proceed else { return }
+            do {
+                guard let (kind, payload) = try PipelineWire.read(link.connection) else {
+                    throw PipelineLink.Failure(message: "pipeline stage \(stage) at \(link.address) closed the link")
+                }
+                try upstream.write(kind, payload)  // tokens, or the error that ended them
+            } catch {
+                try? upstream.write(.error, Array("pipeline stage \(stage) at \(link.address) failed: \(error)".utf8))
+                close()
+                return
+            }
+            condition.withLock { owed -= 1; condition.broadcast() }
+        }
     }
 }

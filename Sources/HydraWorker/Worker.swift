@@ -18,6 +18,8 @@ public final class Worker: @unchecked Sendable {
         public var stepTimeoutSeconds = 60.0
         /// How long stage 0 keeps trying to reach a next stage that is still starting.
         public var connectTimeoutSeconds = 300.0
+        /// Micro-batches stage 0 keeps in flight along the pipeline (nil: pp).
+        public var microBatches: Int?
 
         public init(startup: StageStartup) { self.startup = startup }
     }
@@ -83,7 +85,7 @@ public final class Worker: @unchecked Sendable {
                                       blockCount: runner.cache.blockCount, blockSize: runner.cache.blockSize)
             let link = try PipelineLink(host: next.host, port: next.port, hello: hello, stepTimeoutSeconds: options.stepTimeoutSeconds,
                                         connectTimeoutSeconds: options.connectTimeoutSeconds)
-            let executor = try PipelineExecutor(runner: runner, next: link, pp: startup.pp)
+            let executor = try PipelineExecutor(runner: runner, next: link, pp: startup.pp, depth: options.microBatches)
             pipeline.value = (executor, manifest)
             engine = Engine(executor: executor)
         }

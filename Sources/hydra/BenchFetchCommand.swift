@@ -26,6 +26,8 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
     @Option(help: "Where to write the JSON figures.") var jsonOut: String = "bench-fetch.json"
     @Option(help: "(internal) measure one read of STORE:NAME and print JSON.") var measureEntry: String?
     @Flag(help: "(internal) with --measure-entry: cold (O_DIRECT after eviction) rather than warm.") var cold = false
+    @Flag(help: "(internal) with --measure-entry: time the arena's allocation and first touch too (as the Python peers' figures include).")
+    var includeAllocation = false
 
     func measureOnce(_ location: String) throws {
         let entry = try openMeasuredEntry(location)
@@ -35,16 +37,17 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
             entry.manifest.chunks.firstIndex { $0.sha256 == pair.element }!
         }.sorted()
         let total = indices.reduce(0) { $0 + entry.manifest.chunks[$1].storedBytes }
+        if cold { fetcher.evictFromPageCache(indices) }
+        let allocationStarted = DispatchTime.now()
         let arena = AlignedBuffer(count: total)
-        memset(arena.baseAddress, 0, total)  // a loaded arena's pages are already resident
+        if !includeAllocation { memset(arena.baseAddress, 0, total) }  // a loaded arena's pages are already resident
         var destinations: [UnsafeMutableRawPointer] = []
         var offset = 0
         for index in indices {
             destinations.append(arena.baseAddress + offset)
             offset += entry.manifest.chunks[index].storedBytes
         }
-        if cold { fetcher.evictFromPageCache(indices) }
-        let started = DispatchTime.now()
+        let started = includeAllocation ? allocationStarted : DispatchTime.now()
         try fetcher.fetchBlocking(indices, into: destinations, direct: cold)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         let json: [String: Any] = ["bytes": total, "seconds": seconds, "backend": reader.backend]
@@ -63,7 +66,11 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
     func compare() throws {
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         let store = workDir + "/store"
-        let models = try prepareBenchModels(store: store, workDir: workDir).map { ($0.label, $0.name) }
+        let models = try prepareBenchModels(store: store, workDir: workDir, keepSource: true).map { ($0.label, $0.name) }
+        let peersPython = SmolLM2.cacheDirectory + "/peers-venv/bin/python3"
+        let havePeers = FileManager.default.isExecutableFile(atPath: peersPython)
+        if !havePeers { Terminal.note("Python loading peers not installed (tools/bench/setup-python-peers): measuring without them") }
+        let peerFile = syntheticSource(workDir) + "/model.safetensors"
         let haveFio = FileManager.default.isExecutableFile(atPath: "/usr/bin/fio")
         if !haveFio { Terminal.note("fio not found (apt-get install fio): measuring without it") }
 
@@ -87,6 +94,15 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                     ("hydra (io_uring)", [ChildProcess.selfPath, "bench", "fetch", "--measure-entry", store + ":" + name] + (mode == "cold" ? ["--cold"] : [])),
                     ("cat", ["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files),
                 ]
+                if havePeers && name == "synthetic-2gb" {
+                    let script = benchScript("load_peer.py")
+                    contenders.append(("hydra (io_uring), arena allocated in the timing",
+                                       [ChildProcess.selfPath, "bench", "fetch", "--measure-entry", store + ":" + name, "--include-allocation"] + (mode == "cold" ? ["--cold"] : [])))
+                    contenders.append(("safetensors (Python, clone)", [peersPython, script, "safetensors", peerFile]))
+                    for concurrency in [1, 4, 16] {
+                        contenders.append(("runai-model-streamer ×\(concurrency)", [peersPython, script, "runai", peerFile, String(concurrency)]))
+                    }
+                }
                 if haveFio {
                     contenders.append(("fio", ["fio", "--name=read", "--rw=read", "--bs=4M", "--iodepth=16", "--ioengine=io_uring",
                                                "--direct=\(mode == "cold" ? 1 : 0)", "--invalidate=0", "--output-format=json",
@@ -95,14 +111,21 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                 var times: [String: [Double]] = [:]
                 for run in 1...runs {
                     for (contender, argv) in run % 2 == 1 ? contenders : contenders.reversed() {
-                        if mode == "cold" { fetcher.evictFromPageCache(all) } else { _ = try ChildProcess.run(["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files) }
+                        let peerFiles = havePeers && name == "synthetic-2gb" ? [peerFile] : []
+                        if mode == "cold" {
+                            fetcher.evictFromPageCache(all)
+                            peerFiles.forEach(evictFromPageCache)
+                        } else {
+                            _ = try ChildProcess.run(["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files + peerFiles)
+                        }
                         warmMemory(bytes: 1 << 30)
                         let started = DispatchTime.now()
                         let (result, output) = try ChildProcess.runCapturing(argv)
                         var seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
                         guard result.status == 0 else { throw BenchError("\(contender) failed with status \(result.status)") }
-                        if contender.hasPrefix("hydra"), let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] {
-                            seconds = json["seconds"] as! Double  // the read itself, without process start and allocation
+                        if contender.hasPrefix("hydra") || contender.contains("Python") || contender.hasPrefix("runai"),
+                           let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], let measured = json["seconds"] as? Double {
+                            seconds = measured  // the load itself, without process (or interpreter) start and allocation
                         } else if contender == "fio", let start = output.firstIndex(of: "{"),
                                   let json = try? JSONSerialization.jsonObject(with: Data(output[start...].utf8)) as? [String: Any],
                                   let job = (json["jobs"] as? [[String: Any]])?.first, let read = job["read"] as? [String: Any],
@@ -120,7 +143,9 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         rows += try remoteRows(store: store, models: models)
         var lines = ["| model | mode | contender | median GB/s | min–max s | hydra vs this |", "|---|---|---|---|---|---|"]
         for row in rows {
-            let ours = rows.first { $0.model == row.model && $0.mode == row.mode && $0.contender.hasPrefix("hydra") }!
+            // Peers that pay for filling fresh memory compare with our run that pays for it too.
+            let fresh = row.contender.contains("Python") || row.contender.hasPrefix("runai")
+            let ours = rows.first { $0.model == row.model && $0.mode == row.mode && $0.contender.hasPrefix("hydra") && (!fresh || $0.contender.contains("allocated")) }!
             if row.mode.hasPrefix("remote") && !row.contender.hasPrefix("hydra") {
                 lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %.2f× |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
                                     row.seconds.min()!, row.seconds.max()!, ours.gigabytesPerSecond / row.gigabytesPerSecond))
@@ -131,6 +156,7 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                                 row.contender.hasPrefix("hydra") ? "—" : String(format: "%.2f×", ours.gigabytesPerSecond / row.gigabytesPerSecond)))
         }
         lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, SHA-256, sealing, descriptor passing). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, SHA-256 of every chunk unless 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
+        lines.append("\nPython peers (synthetic model only: they read its safetensors source, the same 2 GB of bf16): every tensor materialised in process memory (safetensors' lazy mmap is cloned; runai's reused buffers are cloned), timed inside the interpreter after imports; runai-model-streamer with its default (direct) reads at concurrency 1, 4 and 16.")
         lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena.")
         print(lines.joined(separator: "\n"))
         let encoder = JSONEncoder()
@@ -138,6 +164,15 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         try encoder.encode(rows).write(to: URL(fileURLWithPath: jsonOut))
         Terminal.note("figures written to \(jsonOut)")
     }
+}
+
+/// Drops a file from the page cache (cold runs).
+func evictFromPageCache(_ path: String) {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return }
+    fdatasync(fd)
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+    close(fd)
 }
 
 extension BenchFetchCommand {

@@ -87,12 +87,7 @@ struct BenchGenerateCommand: ChildMeasuredBenchmark {
                                                     "--batch", String(b), "--prompt-ids", idList]))
         }
         let python = llamaPython ?? (SmolLM2.cacheDirectory + "/llama-venv/bin/python3")
-        // The peer's driver lives in the repository: found from the working directory (a checkout)
-        // or, for a binary run from elsewhere, from the sources it was built from.
-        let relative = "tools/bench/llama_cpp_generate.py"
-        let script = FileManager.default.fileExists(atPath: relative) ? relative
-            : URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-                .appendingPathComponent(relative).path
+        let script = benchScript("llama_cpp_generate.py")
         if FileManager.default.isExecutableFile(atPath: python) && FileManager.default.fileExists(atPath: script) {
             let f16 = workDir + "/SmolLM2-135M-Instruct.F16.gguf"
             if !FileManager.default.fileExists(atPath: f16) {

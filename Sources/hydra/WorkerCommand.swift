@@ -36,6 +36,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("kv-cache-mib"), help: "KV cache of the whole model in MiB (each stage holds its layers' share).")
     var kvCacheMiB: Int = StageRunner.defaultKVCacheBytes >> 20
     @Option(name: .customLong("step-timeout"), help: "Seconds a step may wait for the rest of the pipeline.") var stepTimeout: Double = 60
+    @Option(name: .customLong("micro-batches"), help: "Micro-batches stage 0 keeps in flight along the pipeline (default: pp).")
+    var microBatches: Int?
     @Option(help: "full: reserve memory for the whole model so stage 0 can consolidate the pipeline into itself (POST /v1/consolidate); stage: only this stage's layers.")
     var memory: String = "stage"
 
@@ -44,6 +46,7 @@ struct WorkerCommand: AsyncParsableCommand {
         guard (stage == pp - 1) == (next == nil) else { throw ValidationError("every stage but the last needs --next, and the last has none") }
         guard stage == 0 || pipelineListen != nil else { throw ValidationError("stages after the first need --pipeline-listen") }
         guard memory == "full" || memory == "stage" else { throw ValidationError("--memory must be full or stage") }
+        if let microBatches, microBatches < 1 { throw ValidationError("--micro-batches must be at least 1") }
         guard kvCacheMiB > 0, stepTimeout > 0 else { throw ValidationError("--kv-cache-mib and --step-timeout must be positive") }
         for address in [listen, pipelineListen, next].compactMap({ $0 }) { _ = try Self.address(address) }
     }
@@ -69,6 +72,7 @@ struct WorkerCommand: AsyncParsableCommand {
             (options.pipelineHost, options.pipelinePort) = try Self.address(pipelineListen)
         }
         options.stepTimeoutSeconds = stepTimeout
+        options.microBatches = microBatches
         let worker = Worker(options: options, timeline: timeline, logger: logger)
         worker.onRetire = {
             // The pipeline was consolidated into stage 0: this stage's work is done.

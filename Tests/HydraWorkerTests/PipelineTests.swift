@@ -17,12 +17,15 @@ import HydraTestSupport
             #expect(depths.contains(2))
             for pp in depths {
                 let port = served.port
-                let tokens = try await offPool { () -> [[Int]] in
+                let (tokens, peak) = try await offPool { () -> ([[Int]], Int) in
                     let pipeline = try LocalPipeline(port: port, pp: pp)
                     defer { pipeline.stop() }
-                    return try pipeline.engine.generate(PipelineRequests.all)
+                    let tokens = try pipeline.engine.generate(PipelineRequests.all)
+                    return (tokens, (pipeline.engine.executor as? PipelineExecutor)?.peakInFlight ?? 0)
                 }
                 #expect(tokens == reference, "\(fixture) pp=\(pp)")
+                // Three sequences on two or more stages: micro-batches overlap along the pipeline.
+                if pp > 1 { #expect(peak >= 2, "\(fixture) pp=\(pp): at most \(peak) micro-batch in flight") }
             }
         }
     }
