@@ -11,6 +11,8 @@ extension NodeCache {
         var state = State.queued
         var priority: CacheOrder.Priority
         let deadlineNanoseconds: UInt64
+        /// Its bytes count against the capacity (from the moment a fetch thread takes it).
+        var reserved = false
         var memory: SharedMemoryFile?
         /// Writable while fetching; unmapped before the memory is sealed.
         var mapping: MappedMemory?
@@ -46,7 +48,8 @@ extension NodeCache {
     func failLocked(_ entry: Entry, _ message: String) {
         if entries[entry.chunk.sha256] === entry { entries[entry.chunk.sha256] = nil }
         queue.removeAll { $0 === entry }
-        if entry.memory != nil { usedBytes -= entry.chunk.storedBytes }
+        if entry.reserved { usedBytes -= entry.chunk.storedBytes }
+        entry.reserved = false
         entry.mapping = nil
         entry.memory = nil
         counters.failedChunks += 1

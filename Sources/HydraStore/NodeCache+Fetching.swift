@@ -21,22 +21,15 @@ extension NodeCache {
                     continue
                 }
                 let entry = queue.remove(at: best)
-                if entry.memory == nil {
+                if !entry.reserved {
                     guard makeRoomLocked(entry.chunk.storedBytes) else {
                         let held = usedBytes
                         failLocked(entry, "node cache full: chunk \(entry.chunk.sha256) needs \(entry.chunk.storedBytes) bytes, "
                                    + "\(held) of \(configuration.capacityBytes) are held by attached workers or fetches in flight")
                         continue
                     }
-                    do {
-                        let memory = try SharedMemoryFile(name: "hydra-chunk-\(entry.chunk.sha256.prefix(16))", count: entry.chunk.storedBytes)
-                        entry.mapping = try memory.map(writable: true, populate: true)
-                        entry.memory = memory
-                        usedBytes += entry.chunk.storedBytes
-                    } catch {
-                        failLocked(entry, "cannot allocate shared memory for chunk \(entry.chunk.sha256): \(error)")
-                        continue
-                    }
+                    usedBytes += entry.chunk.storedBytes
+                    entry.reserved = true
                 }
                 entry.state = .fetching
                 return entry
@@ -51,6 +44,17 @@ extension NodeCache {
 
     func fetch(_ entry: Entry, client: HTTPClient) {
         let chunk = entry.chunk
+        if entry.memory == nil {
+            // Allocated outside the lock: faulting in a chunk's pages takes milliseconds.
+            do {
+                let memory = try SharedMemoryFile(name: "hydra-chunk-\(chunk.sha256.prefix(16))", count: chunk.storedBytes)
+                entry.mapping = try memory.map(writable: true, populate: true)
+                entry.memory = memory
+            } catch {
+                condition.withLock { failLocked(entry, "cannot allocate shared memory for chunk \(chunk.sha256): \(error)") }
+                return
+            }
+        }
         let remotes = configuration.remotes
         var backoffSeconds = configuration.retryInitialSeconds
         var lastProblem = ""

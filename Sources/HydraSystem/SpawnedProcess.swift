@@ -18,6 +18,15 @@ public final class SpawnedProcess: @unchecked Sendable {
         let sink = logPath ?? "/dev/null"
         posix_spawn_file_actions_addopen(&actions, 1, sink, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        pid = try Self.spawn(arguments, actions: &actions, environment: environment)
+        self.arguments = arguments
+        self.logPath = logPath
+    }
+
+    deinit { terminate() }
+
+    /// posix_spawnp with this process's environment plus `environment` (for the child only).
+    public static func spawn(_ arguments: [String], actions: inout posix_spawn_file_actions_t, environment: [String: String] = [:]) throws -> pid_t {
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var variables = ProcessInfo.processInfo.environment
@@ -27,12 +36,8 @@ public final class SpawnedProcess: @unchecked Sendable {
         var pid: pid_t = 0
         let rc = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
         guard rc == 0 else { throw SystemError("posix_spawn", path: arguments[0], errno: rc) }
-        self.pid = pid
-        self.arguments = arguments
-        self.logPath = logPath
+        return pid
     }
-
-    deinit { terminate() }
 
     /// True while the process has not exited.
     public var isRunning: Bool {

@@ -61,10 +61,7 @@ public struct PipelineForward: Sendable {
             writer.u32(layout.startPosition)
             writer.u32(layout.blockTable.count)
             for block in layout.blockTable { writer.u32(block) }
-            writer.f32(sequence.sampling.temperature)
-            writer.f32(sequence.sampling.topP)
-            writer.u8(sequence.sampling.seed == nil ? 0 : 1)
-            writer.u64(sequence.sampling.seed ?? 0)
+            writer.sampling(sequence.sampling)
             writer.u8(sequence.wantsPromptLogits ? 1 : 0)
         }
         writer.u32(step.released.count)
@@ -112,13 +109,8 @@ public struct PipelineForward: Sendable {
                 guard block < blockCount else { throw Malformed("block id \(block) out of range (\(blockCount) blocks)") }
                 table.append(block)
             }
-            let temperature = try reader.f32("temperature")
-            let topP = try reader.f32("top_p")
-            let hasSeed = try reader.u8("seed flag")
-            let seed = try reader.u64("seed")
+            let sampling = try reader.sampling("sequence \(index)")
             let wantsLogits = try reader.u8("logits flag")
-            let sampling = SamplingParameters(temperature: temperature, topP: topP, seed: hasSeed == 1 ? seed : nil)
-            do { try sampling.validate() } catch { throw Malformed("sequence \(index): \(error)") }
             guard id <= UInt64(Int.max) else { throw Malformed("sequence id \(id) out of range") }
             layouts.append(Batch.Sequence(firstRow: firstRow, tokenCount: tokenCount, startPosition: start, blockTable: table))
             sequences.append(ScheduledStep.Sequence(id: Int(id), sampling: sampling, wantsPromptLogits: wantsLogits == 1))

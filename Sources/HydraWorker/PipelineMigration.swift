@@ -61,10 +61,7 @@ public struct PipelineKV: Sendable {
         writer.u32(samplers.count)
         for state in samplers {
             writer.u64(UInt64(state.id))
-            writer.f32(state.sampling.temperature)
-            writer.f32(state.sampling.topP)
-            writer.u8(state.sampling.seed == nil ? 0 : 1)
-            writer.u64(state.sampling.seed ?? 0)
+            writer.sampling(state.sampling)
             writer.u64(state.generatorState)
         }
         return writer.bytes
@@ -93,14 +90,8 @@ public struct PipelineKV: Sendable {
         guard samplerCount <= PipelineForward.maxSequences else { throw Malformed("\(samplerCount) samplers") }
         samplers = try (0..<samplerCount).map { _ in
             let id = Int(truncatingIfNeeded: try reader.u64("sequence id"))
-            let temperature = try reader.f32("temperature")
-            let topP = try reader.f32("top_p")
-            let hasSeed = try reader.u8("seed flag")
-            let seed = try reader.u64("seed")
-            let state = try reader.u64("generator state")
-            let sampling = SamplingParameters(temperature: temperature, topP: topP, seed: hasSeed == 1 ? seed : nil)
-            do { try sampling.validate() } catch { throw Malformed("sampler of sequence \(id): \(error)") }
-            return SamplerTable.State(id: id, sampling: sampling, generatorState: state)
+            let sampling = try reader.sampling("sampler of sequence \(id)")
+            return SamplerTable.State(id: id, sampling: sampling, generatorState: try reader.u64("generator state"))
         }
         try reader.finish("kv")
     }

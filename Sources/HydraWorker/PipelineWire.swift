@@ -69,6 +69,14 @@ struct WireWriter {
     mutating func f32(_ value: Float) { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 } }
     mutating func string(_ value: String) { let utf8 = Array(value.utf8); u32(utf8.count); bytes += utf8 }
     mutating func floats(_ values: [Float]) { values.withUnsafeBytes { bytes += $0 } }  // x86-64 and arm64 are little-endian
+
+    /// Temperature, top_p, seed flag and seed.
+    mutating func sampling(_ parameters: SamplingParameters) {
+        f32(parameters.temperature)
+        f32(parameters.topP)
+        u8(parameters.seed == nil ? 0 : 1)
+        u64(parameters.seed ?? 0)
+    }
 }
 
 /// Little-endian payload reader: every read is bounds-checked and throws `Malformed`.
@@ -112,6 +120,17 @@ struct WireReader {
             initialized = count
         }
     }
+    /// What `WireWriter.sampling` wrote, validated.
+    mutating func sampling(_ what: String) throws -> SamplingParameters {
+        let temperature = try f32("temperature")
+        let topP = try f32("top_p")
+        let hasSeed = try u8("seed flag")
+        let seed = try u64("seed")
+        let parameters = SamplingParameters(temperature: temperature, topP: topP, seed: hasSeed == 1 ? seed : nil)
+        do { try parameters.validate() } catch { throw PipelineWire.Malformed("\(what): \(error)") }
+        return parameters
+    }
+
     func finish(_ what: String) throws {
         guard offset == bytes.count else { throw PipelineWire.Malformed("\(bytes.count - offset) trailing bytes after \(what)") }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import HydraFormat
+import HydraSystem
 
 /// Runs a program to completion, measuring wall time and its peak resident memory.
 struct ChildProcess {
@@ -22,16 +23,8 @@ struct ChildProcess {
         } else if quiet {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         }
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var variables = ProcessInfo.processInfo.environment
-        variables.merge(environment) { _, new in new }
-        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        var pid: pid_t = 0
         let start = DispatchTime.now()
-        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
-        guard rc == 0 else { throw BenchError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+        let pid = try SpawnedProcess.spawn(arguments, actions: &actions, environment: environment)
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 {
@@ -58,12 +51,7 @@ struct ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
-        guard rc == 0 else { throw BenchError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
-        return pid
+        return try SpawnedProcess.spawn(arguments, actions: &actions)
     }
 
     /// Signals a process this benchmark started and reaps it.
