@@ -40,7 +40,13 @@ let package = Package(
         .target(name: "HydraEngine", dependencies: ["HydraFormat"], swiftSettings: optimizedEvenInDebug + vectorISA),
         .target(
             name: "HydraStore",
-            dependencies: ["HydraFormat", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "HydraFormat",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                // TLS for the store server (swift-nio-ssl; clients use libcurl's OpenSSL).
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+            ]
         ),
         // Cold-start workers: stage runners fed by the node cache, linked into pipelines.
         .target(

@@ -14,6 +14,8 @@ public final class NodeCache: @unchecked Sendable {
         /// Remote stores, tried in turn: a failed or corrupt transfer moves to the next one.
         public var remotes: [String]
         public var token: String?
+        /// Certificate authorities to trust for https remotes (nil: the system's).
+        public var caFile: String?
         /// Parallel transfers (keep-alive connections).
         public var connections = 4
         /// The node's emulated NIC; nil: unlimited.
@@ -68,7 +70,7 @@ public final class NodeCache: @unchecked Sendable {
             threads.enter()
             let thread = Thread { [self] in
                 defer { threads.leave() }
-                fetchLoop(client: HTTPClient(bearerToken: configuration.token, timeoutSeconds: 30, link: link))
+                fetchLoop(client: HTTPClient(bearerToken: configuration.token, timeoutSeconds: 30, link: link, caFile: configuration.caFile))
             }
             thread.name = "hydra-cache-fetch-\(index)"
             thread.start()
@@ -148,7 +150,7 @@ public final class NodeCache: @unchecked Sendable {
         var problems: [String] = []
         for remote in configuration.remotes {
             do {
-                let manifest = try RemoteFetcher(baseURL: remote, token: configuration.token).manifest(name)
+                let manifest = try RemoteFetcher(baseURL: remote, token: configuration.token, caFile: configuration.caFile).manifest(name)
                 condition.withLock { manifests[name] = manifest }
                 return manifest
             } catch {

@@ -18,9 +18,13 @@ public struct RemoteFetcher: Sendable {
     public let verify: Bool
     /// The node's emulated NIC, shared by all connections (nil: unlimited).
     public let link: SharedTokenBucket?
+    /// Certificate authorities to trust for an https store (nil: the system's).
+    public let caFile: String?
 
-    public init(baseURL: String, token: String? = nil, connections: Int = 4, verify: Bool = true, link: SharedTokenBucket? = nil) {
+    public init(baseURL: String, token: String? = nil, connections: Int = 4, verify: Bool = true, link: SharedTokenBucket? = nil,
+                caFile: String? = nil) {
         self.link = link
+        self.caFile = caFile
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.connections = max(1, connections)
@@ -30,7 +34,7 @@ public struct RemoteFetcher: Sendable {
     public func manifest(_ name: String) throws -> Manifest {
         guard StoreDirectory.isValidModelName(name) else { throw FormatError(name, "invalid model name") }
         let url = "\(baseURL)/v1/models/\(name)/manifest"
-        let response = try HTTPClient(bearerToken: token).get(url)
+        let response = try HTTPClient(bearerToken: token, caFile: caFile).get(url)
         try Self.check(response.status, url: url)
         return try Manifest.decode(response.body, file: url)
     }
@@ -56,7 +60,7 @@ public struct RemoteFetcher: Sendable {
             group.enter()
             Thread.detachNewThread { [self] in
                 defer { group.leave() }
-                let client = HTTPClient(bearerToken: token, link: link)
+                let client = HTTPClient(bearerToken: token, link: link, caFile: caFile)
                 while failure.value == nil {
                     let index: Int = next.withValue { value in defer { value += 1 }; return value }
                     guard index < chunks.count else { return }

@@ -3,6 +3,9 @@ import Glibc
 import HydraFormat
 import HydraSystem
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import NIOCore
 
@@ -21,6 +24,9 @@ public struct RemoteStoreServer: Sendable {
         public var maxConcurrentReads = 64
         /// Bytes read and sent per piece of a response body.
         public var pieceBytes = 1 << 20
+        /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
+        public var tlsCertificatePath: String?
+        public var tlsKeyPath: String?
 
         public init(root: String) { self.root = root }
     }
@@ -38,8 +44,23 @@ public struct RemoteStoreServer: Sendable {
     }
 
     /// The Hummingbird application; `onServerRunning` learns the bound port (useful with port 0).
+    /// The HTTP/1.1 server, wrapped in TLS when a certificate and key are configured.
+    public func serverBuilder() throws -> HTTPServerBuilder {
+        guard let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath else { return .http1() }
+        let chain: [NIOSSLCertificate]
+        let privateKey: NIOSSLPrivateKey
+        do { chain = try NIOSSLCertificate.fromPEMFile(certificate) } catch {
+            throw FormatError(certificate, "cannot read a PEM certificate chain: \(error)")
+        }
+        do { privateKey = try NIOSSLPrivateKey(file: key, format: .pem) } catch {
+            throw FormatError(key, "cannot read a PEM private key: \(error)")
+        }
+        let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+        return try .tls(.http1(), tlsConfiguration: tls)
+    }
+
     public func application(logger: Logger = Logger(label: "hydra.store"),
-                            onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+                            onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Router()
         router.add(middleware: BearerTokenMiddleware(token: configuration.token))
         router.get("/healthz") { _, _ in "ok\n" }
@@ -55,6 +76,7 @@ public struct RemoteStoreServer: Sendable {
         }
         return Application(
             router: router,
+            server: try serverBuilder(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "hydra-store"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger

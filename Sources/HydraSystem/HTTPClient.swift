@@ -24,8 +24,12 @@ public final class HTTPClient {
 
     static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
+    /// PEM file of the certificate authorities to trust for https (nil: the system's).
+    public let caFile: String?
+
     /// `bearerToken` is sent as `Authorization: Bearer …` on every request.
-    public init(bearerToken: String? = nil, timeoutSeconds: Int = 60, link: SharedTokenBucket? = nil) {
+    public init(bearerToken: String? = nil, timeoutSeconds: Int = 60, link: SharedTokenBucket? = nil, caFile: String? = nil) {
+        self.caFile = caFile
         self.link = link
         _ = Self.globalInit
         guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
@@ -130,6 +134,7 @@ public final class HTTPClient {
         chydra_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
         chydra_curl_set_long(handle, CURLOPT_TIMEOUT, timeoutSeconds)
         chydra_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT, 10)
+        if let caFile { chydra_curl_set_string(handle, CURLOPT_CAINFO, caFile) }
         if let range { chydra_curl_set_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)") }
         var list: UnsafeMutablePointer<curl_slist>?
         for header in headers + extraHeaders { list = curl_slist_append(list, header) }
@@ -160,7 +165,9 @@ public final class HTTPClient {
         chydra_curl_set_pointer(handle, CURLOPT_WRITEDATA, context)
         let code = withExtendedLifetime(sink) { curl_easy_perform(handle) }
         guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.overflow) else {
-            throw Failure(url: url, message: String(cString: curl_easy_strerror(code)))
+            var message = String(cString: curl_easy_strerror(code))
+            if code == CURLE_PEER_FAILED_VERIFICATION { message += " (the server's certificate is not trusted: pass its authority with --ca-file)" }
+            throw Failure(url: url, message: message)
         }
         var status = 0
         chydra_curl_get_response_code(handle, &status)

@@ -50,6 +50,7 @@ struct CacheServeCommand: ParsableCommand {
     @Option(help: "Remote store URL(s), comma-separated.") var remote: String
     @Option(name: .customLong("nic-gbps"), help: "Emulate a node link of this many Gbit/s for all fetches.") var nicGbps: Double?
     @Option(name: .customLong("token-file"), help: "File holding the remote stores' bearer token.") var tokenFile: String?
+    @Option(name: .customLong("ca-file"), help: "PEM certificate authorities to trust for https remotes.") var caFile: String?
     @Option(help: "Parallel transfers.") var connections: Int = 4
     @Option(name: .customLong("fetch-timeout"), help: "Seconds after which a chunk that cannot be fetched fails.") var fetchTimeout: Double = 120
 
@@ -66,6 +67,7 @@ struct CacheServeCommand: ParsableCommand {
             guard !remotes.isEmpty else { throw ValidationError("--remote needs at least one URL") }
             var configuration = NodeCache.Configuration(node: node, capacityBytes: Int(capacityGiB * Double(1 << 30)), remotes: remotes)
             configuration.token = try tokenFile.map(readToken)
+            configuration.caFile = caFile
             configuration.nicGigabitsPerSecond = nicGbps
             configuration.connections = connections
             configuration.orderTimeoutSeconds = fetchTimeout

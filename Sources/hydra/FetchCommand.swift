@@ -18,6 +18,7 @@ struct FetchCommand: ParsableCommand {
     @Option(help: "Pipeline depth.") var pp: Int = 1
     @Option(help: "Parallel connections.") var connections: Int = 4
     @Option(name: .customLong("token-file"), help: "File holding the bearer token.") var tokenFile: String?
+    @Option(name: .customLong("ca-file"), help: "PEM certificate authorities to trust for an https store.") var caFile: String?
     @Flag(name: .customLong("no-verify"), help: "Skip SHA-256 checks (to measure their cost).") var noVerify = false
     @Flag(help: "Print the figures as one JSON line.") var json = false
     @Option(name: .customLong("nic-gbps"), help: "Emulate a node link of this many Gbit/s (token bucket over all connections).")
@@ -31,7 +32,7 @@ struct FetchCommand: ParsableCommand {
         try runReportingErrors {
             let token = try tokenFile.map(readToken)
             let fetcher = RemoteFetcher(baseURL: url, token: token, connections: connections, verify: !noVerify,
-                                        link: nicGbps.map { SharedTokenBucket(gigabitsPerSecond: $0) })
+                                        link: nicGbps.map { SharedTokenBucket(gigabitsPerSecond: $0) }, caFile: caFile)
             let manifest = try fetcher.manifest(name)
             var seen = Set<String>()
             let chunks = try manifest.chunkIndices(stage: stage, of: pp).map { manifest.chunks[$0] }.filter { seen.insert($0.sha256).inserted }

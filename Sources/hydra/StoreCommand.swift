@@ -19,9 +19,9 @@ struct StoreServeCommand: AsyncParsableCommand {
         discussion: """
         Endpoints: GET /v1/models, GET /v1/models/NAME/manifest, GET|HEAD /v1/chunks/SHA256 (with \
         Range), GET /healthz. With --token-file every request but /healthz needs \
-        `Authorization: Bearer <token>`. Stops gracefully on SIGINT or SIGTERM (in-flight responses \
-        finish first). TLS is not built yet: put the server behind a TLS-terminating proxy or keep \
-        it on a private network.
+        `Authorization: Bearer <token>`. With --tls-cert and --tls-key it serves HTTPS (clients \
+        trust a private authority with --ca-file). Stops gracefully on SIGINT or SIGTERM (in-flight \
+        responses finish first).
         """
     )
 
@@ -29,6 +29,12 @@ struct StoreServeCommand: AsyncParsableCommand {
     @Option(help: "HOST:PORT to listen on.") var listen: String = "127.0.0.1:8470"
     @Option(name: .customLong("token-file"), help: "File holding the bearer token clients must send.") var tokenFile: String?
     @Option(name: .customLong("max-concurrent-reads"), help: "Disk reads in flight at once.") var maxConcurrentReads: Int = 64
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS (with --tls-key).") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.") var tlsKey: String?
+
+    func validate() throws {
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+    }
 
     func run() async throws {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
@@ -42,6 +48,8 @@ struct StoreServeCommand: AsyncParsableCommand {
         configuration.host = String(listen[..<colon])
         configuration.port = port
         configuration.maxConcurrentReads = maxConcurrentReads
+        configuration.tlsCertificatePath = tlsCert
+        configuration.tlsKeyPath = tlsKey
         if let tokenFile {
             do { configuration.token = try readToken(tokenFile) } catch {
                 Terminal.error("\(error)")
@@ -51,8 +59,14 @@ struct StoreServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "hydra.store")
         logger.logLevel = .info
         let host = configuration.host, root = self.root
-        let app = RemoteStoreServer(configuration: configuration).application(logger: logger) { port in
-            Terminal.note("serving \(root) on http://\(host):\(port)")
+        let scheme = tlsCert == nil ? "http" : "https"
+        let server = RemoteStoreServer(configuration: configuration)
+        do { _ = try server.serverBuilder() } catch {  // a clear error for a bad certificate or key, before listening
+            Terminal.error("\(error)")
+            throw ExitCode(1)
+        }
+        let app = try server.application(logger: logger) { port in
+            Terminal.note("serving \(root) on \(scheme)://\(host):\(port)")
         }
         try await app.runService()
     }

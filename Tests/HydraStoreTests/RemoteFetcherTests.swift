@@ -79,3 +79,37 @@ import HydraSystem
         }
     }
 }
+
+@Suite(.serialized) struct TLSTests {
+    @Test func anHTTPSStoreServesTrustedClientsAndRefusesUntrustedOnes() async throws {
+        try await ServedStore.with(model: "llama3-tiny", tls: true) { served in
+            let url = "https://127.0.0.1:\(served.port)"
+            // Trusted through --ca-file: the manifest and a whole stage arrive, verified.
+            let (manifest, bytes) = try await offPool { () -> (Manifest, Int) in
+                let fetcher = RemoteFetcher(baseURL: url, caFile: TestFixtures.tlsCertificate)
+                let manifest = try fetcher.manifest("m")
+                let buffers = manifest.chunks.map { SharedBuffer(count: $0.storedBytes) }
+                return (manifest, try fetcher.fetch(manifest.chunks, into: buffers.map(\.baseAddress)).bytes)
+            }
+            #expect(manifest == served.entry.manifest && bytes == manifest.chunks.reduce(0) { $0 + $1.storedBytes })
+            // Without trusting the certificate: a clear error, nothing fetched.
+            let refused = try #require(await #expect(throws: HTTPClient.Failure.self) { _ = try await offPool { try RemoteFetcher(baseURL: url).manifest("m") } })
+            #expect(refused.message.lowercased().contains("certificate"), "\(refused.message)")
+            // Plain HTTP to the TLS port is not served.
+            await #expect(throws: (any Error).self) { _ = try await offPool { try RemoteFetcher(baseURL: "http://127.0.0.1:\(served.port)").manifest("m") } }
+            // A node cache fetches over https too.
+            var configuration = NodeCache.Configuration(node: "tls", capacityBytes: 1 << 30, remotes: [url])
+            configuration.caFile = TestFixtures.tlsCertificate
+            let cache = NodeCache(configuration: configuration)
+            defer { cache.shutdown() }
+            let received = try await offPool { () -> Int in
+                let subscription = try cache.attach(CacheOrder(model: "m"))
+                defer { subscription.cancel() }
+                var count = 0
+                while case .chunk? = subscription.next() { count += 1 }
+                return count
+            }
+            #expect(received == served.entry.manifest.chunks.count)
+        }
+    }
+}

@@ -9,6 +9,8 @@ import Logging
 public enum TestFixtures {
     public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures").path
+    /// A self-signed certificate for 127.0.0.1 (test data: see Fixtures/tls/README.txt).
+    public static var tlsCertificate: String { root + "/tls/cert.pem" }
 }
 
 /// A store with one converted fixture, served on a port the test picks (0: the kernel's choice).
@@ -18,17 +20,22 @@ public final class ServedStore: @unchecked Sendable {
     public private(set) var port = 0
     private var task: Task<Void, Error>?
 
-    public init(token: String? = nil, model: String = "llama2-tiny") async throws {
+    /// With `tls`, serves HTTPS with the test certificate (`TestFixtures.tlsCertificate`).
+    public init(token: String? = nil, model: String = "llama2-tiny", tls: Bool = false) async throws {
         root = NSTemporaryDirectory() + "hydra-served-" + UUID().uuidString
         entry = try Self.convert(model, as: "m", into: root)
         var configuration = RemoteStoreServer.Configuration(root: root)
         configuration.port = 0
         configuration.token = token
         configuration.pieceBytes = 16 << 10  // several pieces per chunk
+        if tls {
+            configuration.tlsCertificatePath = TestFixtures.tlsCertificate
+            configuration.tlsKeyPath = TestFixtures.root + "/tls/key.pem"
+        }
         let ready = LockedBox<Int>(0)
         var quiet = Logger(label: "hydra.store.test")
         quiet.logLevel = .critical  // cancelling the server task at the end logs a harmless close error
-        let app = RemoteStoreServer(configuration: configuration).application(logger: quiet) { ready.value = $0 }
+        let app = try RemoteStoreServer(configuration: configuration).application(logger: quiet) { ready.value = $0 }
         task = Task { try await app.runService(gracefulShutdownSignals: []) }
         for _ in 0..<500 where ready.value == 0 { try await Task.sleep(for: .milliseconds(10)) }
         port = ready.value
@@ -42,8 +49,9 @@ public final class ServedStore: @unchecked Sendable {
     }
 
     /// Runs `body` against a served store and always stops the server afterwards.
-    public static func with(token: String? = nil, model: String = "llama2-tiny", _ body: (ServedStore) async throws -> Void) async throws {
-        let served = try await ServedStore(token: token, model: model)
+    public static func with(token: String? = nil, model: String = "llama2-tiny", tls: Bool = false,
+                            _ body: (ServedStore) async throws -> Void) async throws {
+        let served = try await ServedStore(token: token, model: model, tls: tls)
         do { try await body(served) } catch {
             await served.stop()
             throw error
