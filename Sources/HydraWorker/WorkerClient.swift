@@ -59,6 +59,17 @@ public struct WorkerClient: Sendable {
         }
     }
 
+    /// The worker's start-up timeline: event → seconds since its process started.
+    public func timeline() throws -> [String: Double] {
+        var marks: [String: Double] = [:]
+        if case .array(let list)? = try status()["timeline"] {
+            for mark in list {
+                if let event = mark["event"]?.stringValue, let seconds = mark["seconds"]?.doubleValue { marks[event] = seconds }
+            }
+        }
+        return marks
+    }
+
     /// The worker's status document (phase, start-up timeline).
     public func status() throws -> JSONValue {
         let response = try HTTPClient(timeoutSeconds: 10).get(endpoint + "/v1/status")

@@ -28,12 +28,14 @@ struct BenchColdstartCommand: ParsableCommand {
     @Option(name: .customLong("nic-gbps"), help: "Emulated link of every node, Gbit/s.") var nicGbps: Double = 1
     @Option(help: "Only these models (store names, comma-separated).") var models: String?
     @Option(help: "Where to write the JSON figures.") var jsonOut: String = "bench-coldstart.json"
-    @Option(help: "Tokens generated to time decoding after start-up or consolidation.") var decodeTokens: Int = 32
+    @Option(help: "Tokens generated per decode timing after start-up or consolidation.") var decodeTokens: Int = 32
 
     struct Run: Codable {
         var ttftSeconds: Double
         /// Decode tokens/s after start-up (pp = 1) or after consolidating the pipeline (pp > 1).
         var decodeTokensPerSecond: Double?
+        /// pp > 1: a worker started with the whole model, timed alternately with the consolidated one.
+        var wholeDecodeTokensPerSecond: Double?
         var consolidationSeconds: Double?
         /// The fetch before the start (fetch-then-start only).
         var prefetchSeconds: Double?
@@ -119,14 +121,7 @@ struct BenchColdstartCommand: ParsableCommand {
         guard let firstTokenSeconds = generation.firstTokenSeconds else { throw BenchError("\(model) pp=\(pp): no token came back") }
         let firstToken = requested + firstTokenSeconds
         var timelines: [[String: Double]] = []
-        for endpoint in pipeline.endpoints {
-            let status = try WorkerClient(endpoint: endpoint).status()
-            var marks: [String: Double] = [:]
-            if case .array(let list)? = status["timeline"] {
-                for mark in list { if let event = mark["event"]?.stringValue, let seconds = mark["seconds"]?.doubleValue { marks[event] = seconds } }
-            }
-            timelines.append(marks)
-        }
+        for endpoint in pipeline.endpoints { timelines.append(try WorkerClient(endpoint: endpoint).timeline()) }
         // Then the steady state: consolidate a pipeline into stage 0, and time decoding.
         var consolidation: Double?
         if pp > 1 {
@@ -135,14 +130,31 @@ struct BenchColdstartCommand: ParsableCommand {
             guard response.status == 200 else { throw BenchError("consolidation failed: \(String(decoding: response.body, as: UTF8.self))") }
             consolidation = Double(DispatchTime.now().uptimeNanoseconds - began.uptimeNanoseconds) / 1e9
         }
-        let decode = try client.generate(promptIDs: [1, 415, 5565, 302], maxTokens: decodeTokens)
-        let decodeRate = Double(decode.tokens.count - 1) / (decode.seconds - (decode.firstTokenSeconds ?? 0))
-        return Run(ttftSeconds: firstToken, decodeTokensPerSecond: decodeRate, consolidationSeconds: consolidation,
-                   prefetchSeconds: prefetch, timelines: timelines)
+        func decodeRate(_ client: WorkerClient) throws -> Double {
+            let decode = try client.generate(promptIDs: [1, 415, 5565, 302], maxTokens: decodeTokens)
+            return Double(decode.tokens.count - 1) / (decode.seconds - (decode.firstTokenSeconds ?? 0))
+        }
+        var consolidated: [Double] = [], whole: [Double] = []
+        if pp > 1 {
+            // Against a worker that started whole (from node 0's cache, which now holds the whole
+            // model), timed alternately in the same run so drift hits both.
+            let reference = try cluster.launch(model: model, pp: 1)
+            defer { cluster.stop(reference) }
+            let referenceClient = WorkerClient(endpoint: reference.endpoint)
+            _ = try referenceClient.generate(promptIDs: [1], maxTokens: 1)
+            for _ in 0..<3 {
+                consolidated.append(try decodeRate(client))
+                whole.append(try decodeRate(referenceClient))
+            }
+        } else {
+            consolidated.append(try decodeRate(client))
+        }
+        return Run(ttftSeconds: firstToken, decodeTokensPerSecond: median(consolidated), wholeDecodeTokensPerSecond: whole.isEmpty ? nil : median(whole),
+                   consolidationSeconds: consolidation, prefetchSeconds: prefetch, timelines: timelines)
     }
 
     func table(_ rows: [Row]) -> String {
-        var lines = ["| model | scenario | pp | TTFT median s | min–max s | vs (i) | last chunk (per stage) s | runtime ready s | first token − ready s | decode tok/s (after consolidation) | vs (ii) |",
+        var lines = ["| model | scenario | pp | TTFT median s | min–max s | vs (i) | last chunk (per stage) s | runtime ready s | first token − ready s | decode tok/s (after consolidation) | vs a whole worker, same run |",
                      "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows {
             let baseline = rows.first { $0.model == row.model && $0.scenario.hasPrefix("(i) ") }!.medianTTFT
@@ -152,11 +164,11 @@ struct BenchColdstartCommand: ParsableCommand {
                 .map { $0 - $1 }
             let ttfts = row.runs.map(\.ttftSeconds)
             let decode = median(row.runs.compactMap(\.decodeTokensPerSecond))
-            let wholeDecode = rows.first { $0.model == row.model && $0.scenario.hasPrefix("(ii)") }.map { median($0.runs.compactMap(\.decodeTokensPerSecond)) }
+            let ratios = row.runs.compactMap { run in run.wholeDecodeTokensPerSecond.flatMap { whole in run.decodeTokensPerSecond.map { $0 / whole } } }
             lines.append(String(format: "| %@ | %@ | %d | %.2f | %.2f–%.2f | %.2f× | %@ | %@ | %@ | %.1f | %@ |", row.model, row.scenario, row.pp, row.medianTTFT,
                                 ttfts.min()!, ttfts.max()!, row.medianTTFT / baseline, lastChunks, runtime,
                                 compute.isEmpty ? "—" : String(format: "%.2f", median(compute)), decode,
-                                row.pp > 1 ? String(format: "%.2f×", decode / (wholeDecode ?? .nan)) : "—"))
+                                ratios.isEmpty ? "—" : String(format: "%.2f×", median(ratios))))
         }
         for (label, _) in Dictionary(grouping: rows, by: \.model) {
             guard let fetchThenStart = rows.first(where: { $0.model == label && $0.scenario.hasPrefix("(i) ") }),
@@ -168,6 +180,7 @@ struct BenchColdstartCommand: ParsableCommand {
             lines.append(String(format: "\n%@: overlap efficiency (ii) / (max(fetch %.2f s, runtime init %.2f s) + first-token compute %.2f s) = %.2f (goal ≤ 1.1)",
                                 label, fetch, runtime, compute, overlapped.medianTTFT / (max(fetch, runtime) + compute)))
         }
+        lines.append("\nDecode: \(decodeTokens) tokens from a 4-token prompt. For pp > 1 the pipeline is first consolidated into stage 0 (auto mode); it and a worker started with the whole model are then timed alternately, three times each; the ratio is taken per run, then the median.")
         lines.append("\nTTFT: from the start of the cold start (fetch for (i), worker launch otherwise) to the first streamed token, seen by the client. Timeline columns are seconds since each worker's own process start (for (i) the worker starts after the fetch). Links emulated at \(nicGbps) Gbit/s per node by the node caches' token buckets.")
         return lines.joined(separator: "\n")
     }

@@ -15,21 +15,17 @@ struct GenerateCommand: ParsableCommand {
 
     @Argument(help: "Store directory.") var store: String
     @Argument(help: "Entry name.") var name: String
-    @Option(help: "Prompt text (encoded with the entry's tokenizer).") var prompt: String?
-    @Option(name: .customLong("prompt-ids"), help: "Prompt as comma-separated token ids.") var promptIDs: String?
+    @OptionGroup var prompt: PromptOptions
     @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.") var maxTokens: Int = 64
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0
     @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.") var topP: Float = 1
     @Option(help: "Seed for sampling.") var seed: UInt64?
-    @Flag(help: "Wrap the prompt as a user message in the model's chat template.") var chat = false
     @Flag(name: .customLong("ignore-eos"), help: "Do not stop at the end-of-sequence token.") var ignoreEOS = false
     @Option(name: .customLong("logits-out"), help: "Write the prompt's last-position logits and the generated ids as JSON.")
     var logitsOut: String?
 
     func validate() throws {
-        guard (prompt == nil) != (promptIDs == nil) else { throw ValidationError("give exactly one of --prompt and --prompt-ids") }
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
-        if chat && promptIDs != nil { throw ValidationError("--chat needs --prompt text") }
     }
 
     func run() throws {
@@ -41,26 +37,8 @@ struct GenerateCommand: ParsableCommand {
             let engine = try Engine(runner: runner)
             let loaded = Date()
 
-            var ids: [Int]
-            if let promptIDs {
-                ids = try promptIDs.split(separator: ",").map {
-                    guard let id = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--prompt-ids: '\($0)' is not an integer") }
-                    return id
-                }
-            } else {
-                guard let tokenizer else { throw EngineError("entry '\(name)' carries no tokenizer.json: use --prompt-ids") }
-                var text = prompt!
-                if chat {
-                    guard let template = try LoadedTokenizer.chatTemplate(entry) else {
-                        throw EngineError("entry '\(name)' has no chat template of a supported family (ChatML, Llama-2, Llama-3)")
-                    }
-                    text = template.render([ChatTemplate.Message(role: "user", content: text)])
-                }
-                ids = tokenizer.encode(text)
-            }
-            var stops = Set(runner.config.eosTokenIDs)
-            if let eos = tokenizer?.eosTokenID { stops.insert(eos) }
-            if ignoreEOS { stops = [] }
+            let ids = try prompt.encode(entry, tokenizer: tokenizer)
+            let stops = ignoreEOS ? [] : try PromptOptions.stopTokens(entry, tokenizer: tokenizer)
 
             let request = Engine.Request(prompt: ids, maxTokens: maxTokens,
                                          sampling: SamplingParameters(temperature: temperature, topP: topP, seed: seed), stopTokens: stops)
