@@ -110,13 +110,20 @@ public final class Worker: @unchecked Sendable {
         timeline.mark("consolidation_ordered")
         let started = DispatchTime.now()
         let startup = options.startup
-        let fetched = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, Error>) in
-            Thread.detachNewThread {
-                continuation.resume(with: Result {
-                    try Consolidation.loadWholeModel(weights: executor.runner.weights, manifest: manifest, stage: startup.stage,
-                                                     pp: startup.pp, cacheSocket: startup.cacheSocket)
-                })
+        let fetched: Int
+        do {
+            fetched = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, Error>) in
+                Thread.detachNewThread {
+                    continuation.resume(with: Result {
+                        try Consolidation.loadWholeModel(weights: executor.runner.weights, manifest: manifest, stage: startup.stage,
+                                                         pp: startup.pp, cacheSocket: startup.cacheSocket)
+                    })
+                }
             }
+        } catch {
+            // Nothing has changed for the pipeline yet: it keeps serving and may be asked again.
+            consolidation.value = false
+            throw error
         }
         timeline.mark("complement_loaded")
         let loaded = DispatchTime.now()
