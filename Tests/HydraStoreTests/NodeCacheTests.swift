@@ -25,7 +25,9 @@ import HydraSystem
                 let received = try await node.receiveAll(order)
                 expectExact(received, try manifest.chunkIndices(stage: order.stage, of: order.pp, complement: order.complement), served)
             }
-            // Stage 1 of 2 plus its complement is the whole model: nothing was fetched twice.
+            // Stage 1 of 2 plus its complement is the whole model: nothing was fetched twice. (The
+            // cache notices a worker's hang-up on its connection thread: give it a moment.)
+            for _ in 0..<200 where node.cache.status().attachedWorkers > 0 { try await Task.sleep(for: .milliseconds(10)) }
             let status = node.cache.status()
             #expect(status.cachedChunks.count == manifest.chunks.count)
             #expect(status.bytesFetched == manifest.chunks.reduce(0) { $0 + $1.storedBytes })
