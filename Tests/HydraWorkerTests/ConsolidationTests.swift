@@ -41,6 +41,8 @@ import HydraTestSupport
         // The consolidated worker serves new requests alone.
         var after: [Int] = []
         for try await event in service.submit(requests[0]) { after.append(event.token) }
+        // Each stage acknowledges `retire` before it runs its retirement: allow the last a moment.
+        for _ in 0..<200 where pipeline.retired.value < pp - 1 { try await Task.sleep(for: .milliseconds(10)) }
         return (tokens, report, pipeline.retired.value, after)
     }
 
