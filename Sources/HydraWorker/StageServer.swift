@@ -24,7 +24,9 @@ public final class StageServer: @unchecked Sendable {
     private let open = LockedBox<[ObjectIdentifier: TCPConnection]>([:])
 
     public var port: Int { listener.port }
-    /// Called after this stage answered `retire` (consolidation is over): the worker exits.
+    /// Called when `retire` arrives, before it is acknowledged (what must be true by the time
+    /// stage 0 reports the consolidation done), and after (the worker exits or becomes a replica).
+    public var onRetiring: (@Sendable () -> Void)?
     public var onRetire: (@Sendable () -> Void)?
     var isLast: Bool { runner.stage.head }
 
@@ -89,6 +91,7 @@ public final class StageServer: @unchecked Sendable {
                         try link?.retire(stage: runner.stage.index + 1)
                         relay?.close()
                     }
+                    onRetiring?()
                     try upstream.write(.retired, [])
                     logger.info("retired: the pipeline was consolidated", metadata: ["stage": "\(runner.stage.index)"])
                     onRetire?()

@@ -71,6 +71,10 @@ public final class Worker: @unchecked Sendable {
                                         port: options.pipelinePort, next: options.next,
                                         stepTimeoutSeconds: options.stepTimeoutSeconds,
                                         connectTimeoutSeconds: options.connectTimeoutSeconds, logger: logger)
+            stage.onRetiring = { [weak self] in
+                // A future replica is "starting" from now: requests wait for it rather than bounce.
+                if let self, self.options.startup.memoryFull { self.server.finishStartup(.starting) }
+            }
             stage.onRetire = { [weak self] in self?.retired(runner: runner, manifest: manifest) }
             stage.start()
             stageServer.value = stage
@@ -147,7 +151,6 @@ public final class Worker: @unchecked Sendable {
         stageServer.value?.shutdown()
         guard options.startup.memoryFull else { onRetire?(); return }
         let timeline = server.timeline
-        server.finishStartup(.starting)
         Thread.detachNewThread { [self] in
             do {
                 let startup = options.startup

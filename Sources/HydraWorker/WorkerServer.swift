@@ -31,12 +31,14 @@ public final class WorkerServer: @unchecked Sendable {
         self.timeline = timeline
     }
 
-    /// Ends the start-up: ready (stage 0 with its engine service) or failed.
+    /// Ends the start-up: ready (with an engine service where this worker takes requests) or
+    /// failed; `.starting` again while a retired stage becomes a replica.
     public func finishStartup(_ outcome: Phase) {
         if case .ready(let service) = outcome {
             service?.onFirstToken = { [timeline] in timeline.markOnce("first_token") }
         }
         phase.value = outcome
+        if case .starting = outcome { return }  // back to starting (a replica on its way): keep them waiting
         let pending = waiters.withValue { list in defer { list = [] }; return list }
         pending.forEach { $0.resume() }
     }
