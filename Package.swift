@@ -54,6 +54,8 @@ let package = Package(
             dependencies: ["HydraEngine", "HydraStore", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: optimizedEvenInDebug
         ),
+        // The control plane: planner, controller, endpoint, cluster backends.
+        .target(name: "HydraControl", dependencies: ["HydraWorker"]),
         .executableTarget(
             name: "hydra",
             dependencies: [
@@ -77,6 +79,7 @@ let package = Package(
         ),
         .testTarget(name: "HydraStoreTests", dependencies: ["HydraStore", "HydraTestSupport"]),
         .testTarget(name: "HydraWorkerTests", dependencies: ["HydraWorker", "HydraTestSupport"]),
+        .testTarget(name: "HydraControlTests", dependencies: ["HydraControl"]),
         // Runs the built `hydra` binary; depends on it so `swift test` builds it first.
         .testTarget(name: "HydraCLITests", dependencies: ["hydra", "HydraWorker"]),
     ]
