@@ -133,6 +133,7 @@ public final class HTTPClient {
         }
         chydra_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
         chydra_curl_set_long(handle, CURLOPT_TIMEOUT, timeoutSeconds)
+        chydra_curl_set_long(handle, CURLOPT_BUFFERSIZE, 1 << 20)  // fewer, larger receives for chunk bodies
         chydra_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT, 10)
         if let caFile { chydra_curl_set_string(handle, CURLOPT_CAINFO, caFile) }
         if let range { chydra_curl_set_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)") }

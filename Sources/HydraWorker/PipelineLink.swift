@@ -38,12 +38,6 @@ public final class PipelineLink: @unchecked Sendable {
         connection.setReceiveTimeout(seconds: stepTimeoutSeconds)
     }
 
-    /// Sends a step down the pipeline and waits for the sampled tokens.
-    public func forward(_ message: PipelineForward, stage: Int, vocabSize: Int) throws -> PipelineTokens {
-        try send(message, stage: stage)
-        return try receiveTokens(stepID: message.stepID, count: message.step.sequences.count, stage: stage, vocabSize: vocabSize)
-    }
-
     /// Sends a step down the pipeline without waiting (its tokens come back in order).
     public func send(_ message: PipelineForward, stage: Int) throws {
         do { try PipelineWire.write(connection, .forward, message.encoded()) } catch {

@@ -52,12 +52,15 @@ struct CacheServeCommand: ParsableCommand {
     @Option(name: .customLong("token-file"), help: "File holding the remote stores' bearer token.") var tokenFile: String?
     @Option(name: .customLong("ca-file"), help: "PEM certificate authorities to trust for https remotes.") var caFile: String?
     @Option(help: "Parallel transfers.") var connections: Int = 4
+    @Option(name: .customLong("piece-mib"), help: "MiB per range request: the unit of resumption and of yielding to high priority.")
+    var pieceMiB: Int = 8
     @Option(name: .customLong("fetch-timeout"), help: "Seconds after which a chunk that cannot be fetched fails.") var fetchTimeout: Double = 120
 
     func validate() throws {
         if let nicGbps, !(nicGbps > 0) { throw ValidationError("--nic-gbps must be positive") }
         guard capacityGiB > 0 else { throw ValidationError("--capacity-gib must be positive") }
         guard connections >= 1 && connections <= 64 else { throw ValidationError("--connections must be 1…64") }
+        guard pieceMiB >= 1 && pieceMiB <= 1024 else { throw ValidationError("--piece-mib must be 1…1024") }
         guard fetchTimeout > 0 else { throw ValidationError("--fetch-timeout must be positive") }
     }
 
@@ -70,6 +73,7 @@ struct CacheServeCommand: ParsableCommand {
             configuration.caFile = caFile
             configuration.nicGigabitsPerSecond = nicGbps
             configuration.connections = connections
+            configuration.pieceBytes = pieceMiB << 20
             configuration.orderTimeoutSeconds = fetchTimeout
             var logger = Logger(label: "hydra.cache")
             logger.logLevel = .info
