@@ -108,10 +108,14 @@ public final class UnixListener: @unchecked Sendable {
     public let fd: Int32
     public let path: String
 
-    /// Binds `path`, replacing a stale socket file left by a process that is gone.
+    /// Binds `path`, replacing a stale socket file left by a process that is gone (but never one
+    /// a live process still listens on).
     public init(path: String, backlog: Int32 = 128) throws {
         var address = try Self.address(path)
         if let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType, type == .typeSocket {
+            guard (try? FrameSocket.connect(to: path)) == nil else {
+                throw SystemError("bind (another process is listening on this socket)", path: path, errno: EADDRINUSE)
+            }
             unlink(path)
         }
         fd = try retryingEINTR("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }

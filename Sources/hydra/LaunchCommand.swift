@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import HydraEngine
 import HydraFormat
 import HydraSystem
@@ -27,7 +28,8 @@ struct LaunchCommand: ParsableCommand {
     @OptionGroup var prompt: PromptOptions
     @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.") var maxTokens: Int = 48
     @Flag(help: "Consolidate the pipeline into stage 0 afterwards and ask again.") var consolidate = false
-    @Option(help: "Folder for sockets and logs.") var workDir: String = NSTemporaryDirectory() + "hydra-launch"
+    @Option(help: "Folder for sockets and logs (default: a new one per run).")
+    var workDir: String = NSTemporaryDirectory() + "hydra-launch-\(getpid())"
 
     func validate() throws {
         guard pp >= 1, maxTokens >= 1, nicGbps > 0 else { throw ValidationError("--pp, --max-tokens and --nic-gbps must be positive") }

@@ -210,3 +210,20 @@ import HydraSystem
         }
     }
 }
+
+@Suite struct UnixListenerTests {
+    @Test func aLiveSocketIsNeverTakenOverButAStaleOneIs() throws {
+        let path = NSTemporaryDirectory() + "hydra-listener-\(UUID().uuidString.prefix(8)).sock"
+        defer { unlink(path) }
+        do {
+            let live = try UnixListener(path: path)
+            let error = try #require(throws: SystemError.self) { _ = try UnixListener(path: path) }
+            #expect(error.errno == EADDRINUSE)
+            _ = live
+        }
+        // Its socket is closed but its file is left behind, as after a crash: the next one binds.
+        #expect(FileManager.default.fileExists(atPath: path))
+        let next = try UnixListener(path: path)
+        next.shutdown()
+    }
+}
