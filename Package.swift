@@ -64,6 +64,7 @@ let package = Package(
                 "HydraStore",
                 "HydraSystem",
                 "HydraWorker",
+                "HydraControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

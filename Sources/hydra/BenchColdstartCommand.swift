@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HydraControl
 import HydraFormat
 import HydraStore
 import HydraSystem
@@ -49,6 +50,8 @@ struct BenchColdstartCommand: ParsableCommand {
         var pp: Int
         var bytes: Int
         var runs: [Run]
+        /// The cold-start planner's prediction for this scenario (overlapped rows).
+        var plannerPredictedSeconds: Double?
         var medianTTFT: Double { median(runs.map(\.ttftSeconds)) }
         func medianEvent(_ event: String, stage: Int) -> Double? {
             let values = runs.compactMap { $0.timelines.indices.contains(stage) ? $0.timelines[stage][event] : nil }
@@ -89,6 +92,7 @@ struct BenchColdstartCommand: ParsableCommand {
                         collected[index].runs.append(try measure(cluster: cluster, model: name, pp: scenario.1, fetchFirst: scenario.2))
                     }
                 }
+                predict(&collected, manifest: entry.manifest)
                 rows += collected
             }
             print(table(rows))
@@ -153,9 +157,29 @@ struct BenchColdstartCommand: ParsableCommand {
                    consolidationSeconds: consolidation, prefetchSeconds: prefetch, timelines: timelines)
     }
 
+    /// The planner's constants fitted from the overlapped pp = 1 timelines (process start to
+    /// attached, runtime init after attaching, first token after ready), then its prediction for
+    /// every overlapped scenario: pp = 1 checks the fit, pp = 2 and 4 are predictions.
+    func predict(_ rows: inout [Row], manifest: Manifest) {
+        guard let fit = rows.first(where: { $0.scenario.hasPrefix("(ii)") }) else { return }
+        func fitted(_ value: (([String: Double]) -> Double?)) -> Double { median(fit.runs.compactMap { $0.timelines.first.flatMap(value) }) }
+        let constants = ColdStartPlanner.Constants(
+            startupSeconds: fitted { $0["attached"] },
+            runtimeInitSeconds: fitted { t in t["runtime_ready"].flatMap { r in t["attached"].map { r - $0 } } },
+            firstTokenSeconds: fitted { t in t["first_token"].flatMap { f in t["ready"].map { f - $0 } } })
+        let nodes = (0..<4).map { ColdStartPlanner.Node(name: "node\($0)", nicBytesPerSecond: nicGbps * 1e9 / 8, freeMemoryBytes: Int.max / 8) }
+        var stageBytes: [Int: [Int]] = [:]
+        for plan in manifest.stagePlans where plan.pp <= 4 { stageBytes[plan.pp] = plan.stages.map(\.bytes) }
+        let model = ColdStartPlanner.Model(name: manifest.name, stageBytes: stageBytes, wholeBytes: stageBytes[1]?.first ?? 0, ttftSLOSeconds: 0)
+        let predictions = ColdStartPlanner(nodes: nodes, constants: constants).predictions(for: model, now: 0)
+        for index in rows.indices where !rows[index].scenario.hasPrefix("(i) ") {
+            rows[index].plannerPredictedSeconds = predictions.first { $0.pp == rows[index].pp }?.predictedTTFTSeconds
+        }
+    }
+
     func table(_ rows: [Row]) -> String {
-        var lines = ["| model | scenario | pp | TTFT median s | min–max s | vs (i) | last chunk (per stage) s | runtime ready s | first token − ready s | decode tok/s (after consolidation) | vs a whole worker, same run |",
-                     "|---|---|---|---|---|---|---|---|---|---|---|"]
+        var lines = ["| model | scenario | pp | TTFT median s | min–max s | vs (i) | planner predicted s | last chunk (per stage) s | runtime ready s | first token − ready s | decode tok/s (after consolidation) | vs a whole worker, same run |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows {
             let baseline = rows.first { $0.model == row.model && $0.scenario.hasPrefix("(i) ") }!.medianTTFT
             let lastChunks = (0..<row.pp).compactMap { row.medianEvent("last_chunk", stage: $0) }.map { String(format: "%.2f", $0) }.joined(separator: " / ")
@@ -165,8 +189,9 @@ struct BenchColdstartCommand: ParsableCommand {
             let ttfts = row.runs.map(\.ttftSeconds)
             let decode = median(row.runs.compactMap(\.decodeTokensPerSecond))
             let ratios = row.runs.compactMap { run in run.wholeDecodeTokensPerSecond.flatMap { whole in run.decodeTokensPerSecond.map { $0 / whole } } }
-            lines.append(String(format: "| %@ | %@ | %d | %.2f | %.2f–%.2f | %.2f× | %@ | %@ | %@ | %.1f | %@ |", row.model, row.scenario, row.pp, row.medianTTFT,
-                                ttfts.min()!, ttfts.max()!, row.medianTTFT / baseline, lastChunks, runtime,
+            let predicted = row.plannerPredictedSeconds.map { String(format: "%.2f (%+.0f%%)", $0, ($0 / row.medianTTFT - 1) * 100) } ?? "—"
+            lines.append(String(format: "| %@ | %@ | %d | %.2f | %.2f–%.2f | %.2f× | %@ | %@ | %@ | %@ | %.1f | %@ |", row.model, row.scenario, row.pp, row.medianTTFT,
+                                ttfts.min()!, ttfts.max()!, row.medianTTFT / baseline, predicted, lastChunks, runtime,
                                 compute.isEmpty ? "—" : String(format: "%.2f", median(compute)), decode,
                                 ratios.isEmpty ? "—" : String(format: "%.2f×", median(ratios))))
         }
@@ -180,6 +205,7 @@ struct BenchColdstartCommand: ParsableCommand {
             lines.append(String(format: "\n%@: overlap efficiency (ii) / (max(fetch %.2f s, runtime init %.2f s) + first-token compute %.2f s) = %.2f (goal ≤ 1.1)",
                                 label, fetch, runtime, compute, overlapped.medianTTFT / (max(fetch, runtime) + compute)))
         }
+        lines.append("\nPlanner: `ColdStartPlanner` with its constants fitted from the (ii) timelines (start-up = process start to attached, runtime init after attaching, first token after ready) and 4 nodes at \(nicGbps) Gbit/s; the pp = 1 row checks the fit, pp = 2 and 4 are predictions from the stage bytes.")
         lines.append("\nDecode: \(decodeTokens) tokens from a 4-token prompt. For pp > 1 the pipeline is first consolidated into stage 0 (auto mode); it and a worker started with the whole model are then timed alternately, three times each; the ratio is taken per run, then the median.")
         lines.append("\nTTFT: from the start of the cold start (fetch for (i), worker launch otherwise) to the first streamed token, seen by the client. Timeline columns are seconds since each worker's own process start (for (i) the worker starts after the fetch). Links emulated at \(nicGbps) Gbit/s per node by the node caches' token buckets.")
         return lines.joined(separator: "\n")
