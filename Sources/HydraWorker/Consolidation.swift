@@ -34,19 +34,7 @@ public enum Consolidation {
         let order = CacheOrder(model: manifest.name, stage: stage, pp: pp, complement: true, priority: .low)
         let attachment = try NodeCacheClient.attach(socketPath: cacheSocket, order: order)
         defer { attachment.close() }
-        var fetched = 0
-        var scratch: SharedBuffer?
-        while let chunk = try attachment.next() {
-            fetched += 1
-            if chunk.chunk.compression == .none {
-                weights.absorb(chunk: chunk.index, payload: UnsafeRawBufferPointer(rebasing: chunk.memory.bytes[0..<chunk.chunk.payloadBytes]))
-            } else {
-                if (scratch?.count ?? 0) < chunk.chunk.payloadBytes { scratch = SharedBuffer(count: chunk.chunk.payloadBytes) }
-                let payload = UnsafeMutableRawBufferPointer(start: scratch!.baseAddress, count: chunk.chunk.payloadBytes)
-                try ChunkCodec.decode(chunk.memory.bytes, compression: chunk.chunk.compression, into: payload)
-                weights.absorb(chunk: chunk.index, payload: UnsafeRawBufferPointer(payload))
-            }
-        }
+        let fetched = try weights.absorb(attachment)
         guard weights.isComplete else {
             throw FormatError(manifest.name, "consolidation is missing chunks \(weights.missingChunks.sorted()) after the cache finished")
         }

@@ -81,19 +81,9 @@ public struct StageStartup: Sendable {
         onManifest(manifest)
         let weights = StageWeights(manifest: manifest, stage: try manifest.stage(stage, of: pp), device: device,
                                    reservingFor: memoryFull ? try manifest.stage(0, of: 1) : nil)
-        var scratch: SharedBuffer?
         var first = true
-        while let chunk = try attachment.next() {
+        try weights.absorb(attachment) {
             if first { timeline.mark("first_chunk"); first = false }
-            let stored = chunk.memory.bytes
-            if chunk.chunk.compression == .none {
-                weights.absorb(chunk: chunk.index, payload: UnsafeRawBufferPointer(rebasing: stored[0..<chunk.chunk.payloadBytes]))
-            } else {
-                if (scratch?.count ?? 0) < chunk.chunk.payloadBytes { scratch = SharedBuffer(count: chunk.chunk.payloadBytes) }
-                let payload = UnsafeMutableRawBufferPointer(start: scratch!.baseAddress, count: chunk.chunk.payloadBytes)
-                try ChunkCodec.decode(stored, compression: chunk.chunk.compression, into: payload)
-                weights.absorb(chunk: chunk.index, payload: UnsafeRawBufferPointer(payload))
-            }
         }
         timeline.mark("last_chunk")
         guard weights.isComplete else {
