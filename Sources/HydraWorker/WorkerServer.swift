@@ -93,9 +93,7 @@ public final class WorkerServer: @unchecked Sendable {
             case .ready: status.phase = "ready"
             case .failed(let message): status.phase = "failed"; status.error = message
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(status))))
+            return try Self.json(status)
         }
         router.post("/v1/generate") { [self] request, context -> Response in
             try await generate(request, context: context)
@@ -114,9 +112,7 @@ public final class WorkerServer: @unchecked Sendable {
             do { report = try await consolidate(order.mode ?? .auto) } catch let error as EngineError {
                 throw HTTPError(.conflict, message: error.description)
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(report))))
+            return try Self.json(report)
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "hydra-worker"),
                            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) }, logger: logger)
@@ -160,6 +156,12 @@ public final class WorkerServer: @unchecked Sendable {
             }
             try await writer.finish(nil)
         })
+    }
+
+    static func json(_ value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
     }
 
     static func line(_ event: Engine.Event) -> String {
