@@ -55,7 +55,7 @@ let package = Package(
             swiftSettings: optimizedEvenInDebug
         ),
         // The control plane: planner, controller, endpoint, cluster backends.
-        .target(name: "HydraControl", dependencies: ["HydraWorker"]),
+        .target(name: "HydraControl", dependencies: ["HydraWorker", .product(name: "Hummingbird", package: "hummingbird")]),
         .executableTarget(
             name: "hydra",
             dependencies: [

@@ -40,11 +40,15 @@ public struct ColdStartPlanner: Sendable {
         public var startupSeconds = 0.1
         public var runtimeInitSeconds = 0.3
         public var firstTokenSeconds = 0.2
+        /// Start-up each further stage adds where the stages' workers share a machine's cores
+        /// (the local backend): pp workers starting at once slow each other down (0 on real nodes).
+        public var extraStageSeconds = 0.0
 
-        public init(startupSeconds: Double = 0.1, runtimeInitSeconds: Double = 0.3, firstTokenSeconds: Double = 0.2) {
+        public init(startupSeconds: Double = 0.1, runtimeInitSeconds: Double = 0.3, firstTokenSeconds: Double = 0.2, extraStageSeconds: Double = 0) {
             self.startupSeconds = startupSeconds
             self.runtimeInitSeconds = runtimeInitSeconds
             self.firstTokenSeconds = firstTokenSeconds
+            self.extraStageSeconds = extraStageSeconds
         }
     }
 
@@ -141,7 +145,8 @@ public struct ColdStartPlanner: Sendable {
             .min { chosen[$0].freeMemoryBytes < chosen[$1].freeMemoryBytes }
         if let fullMemory { chosen.swapAt(0, fullMemory) }
         let fetchSeconds = zip(bytes, chosen).map { Double($0) / availableBytesPerSecond($1.name, now: now) }.max() ?? 0
-        let ttft = queueSeconds + constants.startupSeconds + max(fetchSeconds, constants.runtimeInitSeconds) + constants.firstTokenSeconds
+        let startup = constants.startupSeconds + Double(pp - 1) * constants.extraStageSeconds
+        let ttft = queueSeconds + startup + max(fetchSeconds, constants.runtimeInitSeconds) + constants.firstTokenSeconds
         return Plan(pp: pp, nodes: chosen.map(\.name), stage0FullMemory: fullMemory != nil, predictedTTFTSeconds: ttft,
                     meetsSLO: ttft <= model.ttftSLOSeconds, reservations: [])
     }

@@ -53,8 +53,9 @@ public final class HTTPClient {
         /// into the caller's buffer or hashed.
         var successful: Bool?
         var handle: UnsafeMutableRawPointer?
-        /// Sees every piece of the body as it arrives (streamed responses).
-        var onData: ((UnsafeRawBufferPointer) -> Void)?
+        /// Sees every piece of the body as it arrives (streamed responses); false aborts the transfer.
+        var onData: ((UnsafeRawBufferPointer) -> Bool)?
+        var aborted = false
     }
 
     /// One attempt at a byte range: what arrived before it ended, and why it ended early.
@@ -111,8 +112,9 @@ public final class HTTPClient {
     }
 
     /// POST `body` as JSON to `url`; `onData` sees the response body piece by piece as it
-    /// streams in (NDJSON tokens), and the whole body is returned too.
-    public func post(_ url: String, json body: [UInt8], onData: ((UnsafeRawBufferPointer) -> Void)? = nil) throws -> Response {
+    /// streams in (NDJSON tokens) and returns false to hang up (the caller went away: the
+    /// server sees the connection close); the body received is returned too.
+    public func post(_ url: String, json body: [UInt8], onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> Response {
         let sink = Sink()
         sink.onData = onData
         let status = try body.withUnsafeBytes { bytes in
@@ -156,7 +158,7 @@ public final class HTTPClient {
                 sink.hasher?.update(UnsafeRawBufferPointer(start: data, count: length))
                 sink.written += length
             } else if sink.buffer == nil || sink.bytes.count < 4096 {
-                sink.onData?(UnsafeRawBufferPointer(start: data, count: length))
+                if let onData = sink.onData, !onData(UnsafeRawBufferPointer(start: data, count: length)) { sink.aborted = true; return 0 }
                 sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
             }
             return length
@@ -165,7 +167,7 @@ public final class HTTPClient {
         let context = Unmanaged.passUnretained(sink).toOpaque()
         chydra_curl_set_pointer(handle, CURLOPT_WRITEDATA, context)
         let code = withExtendedLifetime(sink) { curl_easy_perform(handle) }
-        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.overflow) else {
+        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && (sink.overflow || sink.aborted)) else {
             var message = String(cString: curl_easy_strerror(code))
             if code == CURLE_PEER_FAILED_VERIFICATION { message += " (the server's certificate is not trusted: pass its authority with --ca-file)" }
             throw Failure(url: url, message: message)

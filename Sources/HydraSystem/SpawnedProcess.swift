@@ -18,7 +18,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         let sink = logPath ?? "/dev/null"
         posix_spawn_file_actions_addopen(&actions, 1, sink, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        pid = try Self.spawn(arguments, actions: &actions, environment: environment)
+        pid = try Self.spawn(arguments, actions: &actions, environment: environment.merging([ParentWatch.variable: String(getpid())]) { given, _ in given })
         self.arguments = arguments
         self.logPath = logPath
     }

@@ -37,8 +37,10 @@ public final class LocalCluster: @unchecked Sendable {
 
     public let configuration: Configuration
     public let storeURL: String
-    private let store: SpawnedProcess
+    private var store: SpawnedProcess
     private var caches: [SpawnedProcess?]
+    private let healing = NSLock()
+    private var stopped = false
     private let pipelines = LockedBox<[Pipeline]>([])
 
     public init(configuration: Configuration) throws {
@@ -46,11 +48,31 @@ public final class LocalCluster: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: configuration.workDirectory, withIntermediateDirectories: true)
         let port = try Self.freePort()
         storeURL = "http://127.0.0.1:\(port)"
-        store = try SpawnedProcess([configuration.executable, "store", "serve", "--root", configuration.storeRoot, "--listen", "127.0.0.1:\(port)"],
-                                   logPath: configuration.workDirectory + "/store.log")
+        store = try Self.startStore(configuration, port: port)
         caches = Array(repeating: nil, count: configuration.nodes)
         try Self.waitHTTP(storeURL + "/healthz", process: store)
         for node in 0..<configuration.nodes { try restartCache(node) }
+    }
+
+    private static func startStore(_ configuration: Configuration, port: Int) throws -> SpawnedProcess {
+        try SpawnedProcess([configuration.executable, "store", "serve", "--root", configuration.storeRoot, "--listen", "127.0.0.1:\(port)"],
+                           logPath: configuration.workDirectory + "/store.log")
+    }
+
+    /// Restarts the store server or node caches that died (on the same address and socket, so
+    /// their clients reconnect); returns what it restarted. Their caches start empty.
+    public func restartDeadProcesses() -> [String] {
+        healing.lock(); defer { healing.unlock() }
+        guard !stopped else { return [] }
+        var restarted: [String] = []
+        if !store.isRunning, let port = Int(storeURL.split(separator: ":").last ?? ""), let process = try? Self.startStore(configuration, port: port) {
+            store = process
+            if (try? Self.waitHTTP(storeURL + "/healthz", process: process, timeoutSeconds: 10)) != nil { restarted.append("store") }
+        }
+        for node in caches.indices where caches[node].map({ !$0.isRunning }) ?? false {
+            if (try? restartCache(node)) != nil { restarted.append("node cache \(node)") }
+        }
+        return restarted
     }
 
     deinit { stop() }
@@ -119,6 +141,7 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     public func stop() {
+        healing.withLock { stopped = true }
         for pipeline in pipelines.value { pipeline.workers.forEach { $0.terminate() } }
         pipelines.value = []
         for index in caches.indices { caches[index]?.terminate(); caches[index] = nil }

@@ -65,6 +65,7 @@ struct CacheServeCommand: ParsableCommand {
     }
 
     func run() throws {
+        ParentWatch.start()
         try runReportingErrors {
             let remotes = remote.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             guard !remotes.isEmpty else { throw ValidationError("--remote needs at least one URL") }

@@ -38,7 +38,7 @@ struct GenerateCommand: ParsableCommand {
             let loaded = Date()
 
             let ids = try prompt.encode(entry, tokenizer: tokenizer)
-            let stops = ignoreEOS ? [] : try PromptOptions.stopTokens(entry, tokenizer: tokenizer)
+            let stops = ignoreEOS ? [] : try LoadedTokenizer.stopTokens(entry, tokenizer: tokenizer)
 
             let request = Engine.Request(prompt: ids, maxTokens: maxTokens,
                                          sampling: SamplingParameters(temperature: temperature, topP: topP, seed: seed), stopTokens: stops)
@@ -69,22 +69,5 @@ struct GenerateCommand: ParsableCommand {
                                  loaded.timeIntervalSince(started), ids.count, Double(ids.count) / prefill,
                                  generated.count, generated.count > 1 ? Double(generated.count - 1) / decode : 0))
         }
-    }
-}
-
-/// The tokenizer and chat template a store entry carries.
-enum LoadedTokenizer {
-    static func load(_ entry: StoreEntry) throws -> Tokenizer? {
-        guard let json = try entry.file(named: "tokenizer.json") else { return nil }
-        return try Tokenizer(tokenizerJSON: json, tokenizerConfig: try entry.file(named: "tokenizer_config.json"))
-    }
-
-    static func chatTemplate(_ entry: StoreEntry) throws -> ChatTemplate? {
-        if let jinja = try entry.file(named: "chat_template.jinja") { return ChatTemplate(template: String(decoding: jinja, as: UTF8.self)) }
-        if let config = try entry.file(named: "tokenizer_config.json"),
-           let template = try JSONValue.parse(config, file: "tokenizer_config.json")["chat_template"]?.stringValue {
-            return ChatTemplate(template: template)
-        }
-        return nil
     }
 }

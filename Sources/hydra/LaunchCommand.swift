@@ -44,7 +44,7 @@ struct LaunchCommand: ParsableCommand {
             }
             let tokenizer = try LoadedTokenizer.load(entry)
             let ids = try prompt.encode(entry, tokenizer: tokenizer)
-            let stops = try PromptOptions.stopTokens(entry, tokenizer: tokenizer)
+            let stops = try LoadedTokenizer.stopTokens(entry, tokenizer: tokenizer)
             let modelBytes = entry.manifest.chunks.reduce(0) { $0 + $1.storedBytes }
 
             var configuration = LocalCluster.Configuration(executable: ChildProcess.selfPath, storeRoot: store, workDirectory: workDir)

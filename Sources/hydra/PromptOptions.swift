@@ -32,11 +32,4 @@ struct PromptOptions: ParsableArguments {
         }
         return tokenizer.encode(text)
     }
-
-    /// The tokens that end a generation: the config's and the tokenizer's end-of-sequence ids.
-    static func stopTokens(_ entry: StoreEntry, tokenizer: Tokenizer?) throws -> Set<Int> {
-        var stops = Set(try ModelConfig(entry.manifest.config, name: entry.manifest.name).eosTokenIDs)
-        if let eos = tokenizer?.eosTokenID { stops.insert(eos) }
-        return stops
-    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HydraSystem
 import HydraStore
 import Hummingbird
 import Logging
@@ -37,6 +38,7 @@ struct StoreServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ParentWatch.start()
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw ValidationError("--listen must be HOST:PORT")
         }

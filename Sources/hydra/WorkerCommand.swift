@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HydraSystem
 import Glibc
 import HydraEngine
 import HydraWorker
@@ -59,6 +60,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ParentWatch.start()
         var logger = Logger(label: "hydra.worker")
         logger.logLevel = .info
         logger[metadataKey: "stage"] = "\(stage)/\(pp)"

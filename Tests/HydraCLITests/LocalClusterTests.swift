@@ -50,6 +50,7 @@ import HydraWorker
         let killed = LockedBox(false)
         let response = try HTTPClient(timeoutSeconds: 30).post(pipeline.endpoint + "/v1/generate", json: Array("{\"prompt_ids\":[1,2,3],\"max_tokens\":100}".utf8)) { _ in
             if !killed.value { killed.value = true; pipeline.workers[1].kill() }  // after the first token
+            return true
         }
         let seconds = Date().timeIntervalSince(started)
         let body = String(decoding: response.body, as: UTF8.self)

@@ -1,0 +1,435 @@
+import Foundation
+import HydraSystem
+import HydraWorker
+import Logging
+
+/// The controller (DESIGN.md §6): drives the autoscaler and the cold-start planner with real
+/// time, starts and stops instances through a cluster backend, sends each request to its
+/// instance and streams the tokens back, consolidates pipelines after their cold start, and
+/// replaces instances that die — a request whose instance failed before it produced a token is
+/// retried on another; one that had started streaming fails with a clear error.
+public actor Controller {
+    public struct Parameters: Sendable {
+        public var maxTokens: Int
+        public var temperature: Float
+        public var topP: Float
+        public var seed: UInt64?
+        /// Tokens that end the generation (the model's end-of-sequence ids).
+        public var stopIDs: [Int]
+
+        public init(maxTokens: Int, temperature: Float = 0, topP: Float = 1, seed: UInt64? = nil, stopIDs: [Int] = []) {
+            self.maxTokens = maxTokens
+            self.temperature = temperature
+            self.topP = topP
+            self.seed = seed
+            self.stopIDs = stopIDs
+        }
+    }
+
+    enum Consolidation: String, Sendable { case none, running, done, failed }
+
+    struct InstanceRecord: Sendable {
+        var function: String
+        var model: ServedModel
+        var plan: ColdStartPlanner.Plan
+        var backend: BackendInstance
+        var startedSeconds: Double
+        var firstTokenSeconds: Double?
+        var consolidation = Consolidation.none
+        var reservationsHeld: Bool = true
+        /// Each stage's start-up timeline (event → seconds since its process started), read at the first token.
+        var timelines: [[String: Double]] = []
+    }
+
+    struct Dispatch: Sendable {
+        var instance: Int
+        var backend: BackendInstance
+        var cold: Bool
+        var endpoint: String { backend.endpoint }
+    }
+
+    /// function name → its model.
+    public nonisolated let models: [String: ServedModel]
+    public nonisolated let metrics: Metrics
+    /// Attempts a request gets when instances fail under it before it produced a token.
+    public let maxAttempts: Int
+    let backend: any ClusterBackend
+    let logger: Logger
+    private var scaler: Autoscaler
+    private var planner: ColdStartPlanner
+    private var instances: [Int: InstanceRecord] = [:]
+    /// Requests waiting for an instance: their function and who to tell.
+    private var waiting: [Int: (function: String, continuation: CheckedContinuation<Dispatch, Error>)] = [:]
+    private var nextRequest = 0
+    private var monitor: Task<Void, Never>?
+    private let healing = LockedBox(false)
+
+    public init(models: [ServedModel], backend: any ClusterBackend, constants: ColdStartPlanner.Constants = .init(),
+                queueTimeoutSeconds: Double = 300, maxAttempts: Int = 3, logger: Logger = Logger(label: "hydra.controller")) {
+        var byFunction: [String: ServedModel] = [:]
+        var scaler = Autoscaler(queueTimeoutSeconds: queueTimeoutSeconds)
+        for model in models {
+            for function in model.functionNames {
+                byFunction[function] = model
+                scaler.register(function, limits: .init(maxConcurrency: model.settings.maxConcurrency, maxInstances: model.settings.maxInstances,
+                                                        keepAliveSeconds: model.settings.keepAliveSeconds))
+            }
+        }
+        self.models = byFunction
+        self.scaler = scaler
+        self.backend = backend
+        self.planner = ColdStartPlanner(nodes: backend.nodes, constants: constants)
+        self.maxAttempts = maxAttempts
+        self.logger = logger
+        metrics = Metrics()
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// Starts the monitor: keep-alive and queue time-outs, dead workers, dead caches (every 100 ms).
+    public func start() {
+        guard monitor == nil else { return }
+        monitor = Task { [weak self] in
+            var ticks = 0
+            while !Task.isCancelled, let self {
+                await self.monitorTick(heal: ticks % 10 == 0)
+                ticks += 1
+                try? await Task.sleep(nanoseconds: 100_000_000)
+            }
+        }
+    }
+
+    /// Stops every instance and the backend.
+    public func shutdown() async {
+        monitor?.cancel()
+        monitor = nil
+        for entry in waiting.values { entry.continuation.resume(throwing: ControlError(status: 503, "the server is shutting down")) }
+        waiting = [:]
+        let backend = backend
+        await offPool { backend.shutdown() }
+    }
+
+    // MARK: Requests
+
+    /// Generates for `promptIDs` on an instance of `function`; the tokens stream back as they
+    /// come. Ending the stream early (the client went away) cancels the request in the worker.
+    public nonisolated func generate(function: String, promptIDs: [Int], parameters: Parameters) -> AsyncThrowingStream<WorkerClient.Event, Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: WorkerClient.Event.self)
+        let hangUp = LockedBox(false)
+        let task = Task { await self.run(function: function, promptIDs: promptIDs, parameters: parameters, events: continuation, hangUp: hangUp) }
+        continuation.onTermination = { reason in
+            if case .cancelled = reason { hangUp.value = true; task.cancel() }
+        }
+        return stream
+    }
+
+    /// What a request saw: counted under `hydra_requests_total` and the latency histograms.
+    final class Progress: @unchecked Sendable {
+        let lock = NSLock()
+        var delivered = 0
+        var firstTokenSeconds: Double?
+    }
+
+    private func run(function: String, promptIDs: [Int], parameters: Parameters,
+                     events: AsyncThrowingStream<WorkerClient.Event, Error>.Continuation, hangUp: LockedBox<Bool>) async {
+        let started = Self.now()
+        let progress = Progress()
+        var attempt = 0
+        func finish(_ outcome: String, _ error: ControlError? = nil) {
+            metrics.increment("hydra_requests_total", ["model": function, "outcome": outcome])
+            if let error { events.finish(throwing: error) } else { events.finish() }
+        }
+        while true {
+            attempt += 1
+            let id = nextRequest
+            nextRequest += 1
+            let dispatch: Dispatch
+            do {
+                dispatch = try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { continuation in
+                        waiting[id] = (function, continuation)
+                        apply(scaler.arrive(request: id, function: function, now: Self.now(), retry: attempt > 1, since: started))
+                    }
+                } onCancel: {
+                    Task { await self.withdraw(id) }
+                }
+            } catch let error as ControlError {
+                return finish(error.status < 500 ? "client_error" : "failed", error)
+            } catch {
+                return finish("cancelled")
+            }
+
+            let endpoint = dispatch.endpoint
+            let (backend, instance) = (backend, dispatch.backend)
+            let result: Result<WorkerClient.Generation, Error> = await offPool {
+                Result {
+                    try WorkerClient(endpoint: endpoint).stream(
+                        promptIDs: promptIDs, maxTokens: parameters.maxTokens, temperature: parameters.temperature, topP: parameters.topP,
+                        seed: parameters.seed, stopIDs: parameters.stopIDs, connectTimeoutSeconds: 60,
+                        stillStarting: { backend.isAlive(instance, consolidated: false) }) { event in
+                        guard !hangUp.value else { return false }
+                        let first = progress.lock.withLock { () -> Bool in
+                            progress.delivered += 1
+                            guard progress.firstTokenSeconds == nil else { return false }
+                            progress.firstTokenSeconds = Self.now()
+                            return true
+                        }
+                        if first { Task { await self.firstToken(instance: dispatch.instance) } }
+                        events.yield(event)
+                        return true
+                    }
+                }
+            }
+            apply(scaler.finished(request: id, now: Self.now()))
+            let (delivered, firstToken) = progress.lock.withLock { (progress.delivered, progress.firstTokenSeconds) }
+            switch result {
+            case .success(let generation):
+                // Hung up before the last token: the client went away (or a stop string ended it early).
+                if hangUp.value && generation.finishReason == nil { return finish("cancelled") }
+                if let firstToken {
+                    metrics.observe("hydra_ttft_seconds", ["model": function, "start": dispatch.cold ? "cold" : "warm"], firstToken - started)
+                    if generation.tokens.count > 1 {
+                        metrics.observe("hydra_tpot_seconds", ["model": function], (Self.now() - firstToken) / Double(generation.tokens.count - 1),
+                                        buckets: Metrics.tpotBuckets)
+                    }
+                }
+                return finish("ok")
+            case .failure(let error):
+                if hangUp.value { return finish("cancelled") }
+                let status = (error as? WorkerClient.Failure)?.status
+                if let status, (400..<500).contains(status) {
+                    let message = (error as? WorkerClient.Failure)?.message ?? "\(error)"
+                    return finish("client_error", ControlError(status: status, message))
+                }
+                await instanceFailed(dispatch.instance, error: error, status: status)
+                guard delivered == 0, attempt < maxAttempts else {
+                    let message = delivered == 0
+                        ? "'\(function)' failed on \(attempt) instances in turn; the last said: \(error)"
+                        : "the instance serving this request failed after \(delivered) tokens: \(error)"
+                    return finish("failed", ControlError(status: 502, message))
+                }
+                metrics.increment("hydra_retries_total", ["model": function])
+                logger.warning("retrying a request of \(function) on another instance: \(error)")
+            }
+        }
+    }
+
+    private func withdraw(_ request: Int) {
+        scaler.withdraw(request: request)
+        waiting.removeValue(forKey: request)?.continuation.resume(throwing: CancellationError())
+        refreshGauges()
+    }
+
+    // MARK: Actions
+
+    private func apply(_ actions: [Autoscaler.Action]) {
+        for action in actions {
+            switch action {
+            case .start(let id, let function, let queueSeconds):
+                startInstance(id, function: function, queueSeconds: queueSeconds)
+            case .dispatch(let request, let id, let cold):
+                guard let entry = waiting.removeValue(forKey: request) else {
+                    apply(scaler.finished(request: request, now: Self.now()))  // withdrawn meanwhile
+                    continue
+                }
+                if let record = instances[id] {
+                    entry.continuation.resume(returning: Dispatch(instance: id, backend: record.backend, cold: cold))
+                } else {
+                    // Its instance could not be started: the request waits for the next one.
+                    waiting[request] = entry
+                    apply(scaler.finished(request: request, now: Self.now()))
+                    apply(scaler.arrive(request: request, function: entry.function, now: Self.now(), retry: true))
+                }
+            case .stop(let id):
+                if let record = instances.removeValue(forKey: id) {
+                    logger.info("stopping instance \(id) of \(record.function): idle for its keep-alive")
+                    release(record)
+                }
+            case .fail(let request, let error):
+                waiting.removeValue(forKey: request)?.continuation.resume(throwing: error)
+            }
+        }
+        refreshGauges()
+    }
+
+    private func startInstance(_ id: Int, function: String, queueSeconds: Double) {
+        guard let model = models[function] else { return }
+        let now = Self.now()
+        guard let plan = planner.plan(model.plannerModel(function), queueSeconds: queueSeconds, now: now) else {
+            logger.warning("no node has room for \(function) now: its requests wait")
+            return apply(scaler.lost(instance: id, now: now, backOff: true))
+        }
+        do {
+            let started = try backend.start(entry: model.entryName, plan: plan, kvCacheMiB: model.settings.kvCacheMiB)
+            instances[id] = InstanceRecord(function: function, model: model, plan: plan, backend: started, startedSeconds: now)
+            metrics.increment("hydra_cold_starts_total", ["model": function, "pp": String(plan.pp)])
+            metrics.increment("hydra_fetched_bytes_total", ["model": function], by: Double(model.stageBytes[plan.pp]!.reduce(0, +)))
+            logger.info("cold-starting \(function) as instance \(id): pp=\(plan.pp) on \(plan.nodes.joined(separator: ", ")), predicted TTFT \(String(format: "%.2f", plan.predictedTTFTSeconds)) s (SLO \(model.settings.ttftSLOSeconds) s)")
+        } catch {
+            logger.error("could not start \(function): \(error)")
+            returnResources(plan: plan, model: model, consolidated: false)
+            apply(scaler.lost(instance: id, now: now, backOff: true))
+        }
+    }
+
+    private func firstToken(instance id: Int) {
+        guard var record = instances[id], record.firstTokenSeconds == nil else { return }
+        let now = Self.now()
+        record.firstTokenSeconds = now
+        // The stages have fetched their bytes: their links are free for the next cold start.
+        record.plan.reservations.forEach { planner.release($0) }
+        record.reservationsHeld = false
+        let consolidate = record.plan.pp > 1 && record.plan.stage0FullMemory
+        if consolidate { record.consolidation = .running }
+        instances[id] = record
+        apply(scaler.ready(instance: id, now: now))
+        if consolidate { scaler.pin(instance: id, true, now: now) }
+        let endpoints = record.backend.endpoints
+        Task {
+            // Read the stages' timelines before consolidation retires them.
+            let timelines = (try? await offPool { try endpoints.map { try WorkerClient(endpoint: $0).timeline() } }) ?? []
+            self.recordTimelines(id, timelines)
+            if consolidate { await self.consolidate(id, endpoint: endpoints[0]) }
+        }
+    }
+
+    private func recordTimelines(_ id: Int, _ timelines: [[String: Double]]) {
+        instances[id]?.timelines = timelines
+    }
+
+    /// Consolidates a pipeline into its stage 0 (DESIGN.md §1.3); the other stages exit and
+    /// their nodes' memory returns to the planner.
+    private func consolidate(_ id: Int, endpoint: String) async {
+        let response = await offPool {
+            Result { try HTTPClient(timeoutSeconds: 600).post(endpoint + "/v1/consolidate", json: Array("{\"mode\":\"auto\"}".utf8)) }
+        }
+        guard var record = instances[id] else { return }
+        let outcome: String
+        if case .success(let answer) = response, answer.status == 200 {
+            record.consolidation = .done
+            outcome = "ok"
+            let stageBytes = record.model.stageBytes[record.plan.pp]!
+            for (node, bytes) in zip(record.plan.nodes.dropFirst(), stageBytes.dropFirst()) { planner.returnMemory(bytes, on: node) }
+            metrics.increment("hydra_fetched_bytes_total", ["model": record.function], by: Double(record.model.wholeBytes - stageBytes[0]))
+            logger.info("consolidated instance \(id) of \(record.function) into one worker")
+        } else {
+            record.consolidation = .failed
+            outcome = "failed"
+            let detail: String
+            switch response {
+            case .success(let answer): detail = "HTTP \(answer.status): \(String(decoding: answer.body.prefix(300), as: UTF8.self))"
+            case .failure(let error): detail = "\(error)"
+            }
+            logger.warning("consolidating instance \(id) of \(record.function) failed (it keeps serving as a pipeline): \(detail)")
+        }
+        instances[id] = record
+        scaler.pin(instance: id, false, now: Self.now())
+        metrics.increment("hydra_consolidations_total", ["model": record.function, "outcome": outcome])
+        refreshGauges()
+    }
+
+    /// A request failed on `id`: if the instance is gone (or says it failed to start), replace it.
+    private func instanceFailed(_ id: Int, error: Error, status: Int?) async {
+        guard let record = instances[id] else { return }
+        let alive = backend.isAlive(record.backend, consolidated: record.consolidation != .none)
+        guard !alive || status == 503 else { return }
+        lose(id, reason: alive ? "it failed to start: \(error)" : "its workers died")
+    }
+
+    private func lose(_ id: Int, reason: String) {
+        guard let record = instances.removeValue(forKey: id) else { return }
+        logger.warning("instance \(id) of \(record.function) is lost (\(reason)); replacing it")
+        release(record)
+        apply(scaler.lost(instance: id, now: Self.now()))
+    }
+
+    /// Stops the workers (off the pool: stopping waits for them) and returns their memory and links.
+    private func release(_ record: InstanceRecord) {
+        if record.reservationsHeld { record.plan.reservations.forEach { planner.release($0) } }
+        returnResources(plan: record.plan, model: record.model, consolidated: record.consolidation == .done)
+        let backend = backend
+        let instance = record.backend
+        Thread.detachNewThread { backend.stop(instance) }
+    }
+
+    private func returnResources(plan: ColdStartPlanner.Plan, model: ServedModel, consolidated: Bool) {
+        let stageBytes = model.stageBytes[plan.pp]!
+        for (stage, node) in plan.nodes.enumerated() where stage == 0 || !consolidated {
+            planner.returnMemory(stage == 0 && plan.stage0FullMemory ? model.wholeBytes : stageBytes[stage], on: node)
+        }
+    }
+
+    // MARK: Monitoring
+
+    private func monitorTick(heal: Bool) {
+        apply(scaler.tick(now: Self.now()))
+        for (id, record) in instances where !backend.isAlive(record.backend, consolidated: record.consolidation != .none) {
+            lose(id, reason: "its workers exited")
+        }
+        if heal && !healing.value {
+            healing.value = true
+            let (backend, logger, healing) = (backend, logger, healing)
+            Thread.detachNewThread {
+                for restarted in backend.heal() { logger.warning("\(restarted) had died: restarted it") }
+                healing.value = false
+            }
+        }
+    }
+
+    private func refreshGauges() {
+        for function in scaler.functions {
+            metrics.set("hydra_queue_depth", ["model": function], to: Double(scaler.queueDepth(function)))
+            let live = instances.filter { $0.value.function == function }
+            for state in ["starting", "ready", "consolidating", "consolidated"] {
+                let count = live.values.filter { record in
+                    switch state {
+                    case "starting": record.firstTokenSeconds == nil
+                    case "consolidating": record.consolidation == .running
+                    case "consolidated": record.consolidation == .done
+                    default: record.firstTokenSeconds != nil && record.consolidation != .running && record.consolidation != .done
+                    }
+                }.count
+                metrics.set("hydra_instances", ["model": function, "state": state], to: Double(count))
+            }
+        }
+    }
+
+    // MARK: Status
+
+    /// One instance as `/v1/instances` shows it.
+    public struct InstanceStatus: Sendable, Encodable {
+        public var id: Int
+        public var model: String
+        public var state: String
+        public var pp: Int
+        public var nodes: [String]
+        public var predictedTTFTSeconds: Double
+        public var meetsSLO: Bool
+        public var endpoints: [String]
+        /// The stages' process ids (local backend).
+        public var pids: [Int32]
+        public var inFlight: Int
+        /// Seconds from the instance's start to its first token, as the controller saw it.
+        public var coldStartSeconds: Double?
+        /// Each stage's start-up timeline: event → seconds since its process started.
+        public var timelines: [[String: Double]]
+
+        enum CodingKeys: String, CodingKey {
+            case id, model, state, pp, nodes, predictedTTFTSeconds = "predicted_ttft_seconds", meetsSLO = "meets_slo", endpoints, pids,
+                 inFlight = "in_flight", coldStartSeconds = "cold_start_seconds", timelines
+        }
+    }
+
+    public func status() -> [InstanceStatus] {
+        instances.sorted { $0.key < $1.key }.map { id, record in
+            let state = record.firstTokenSeconds == nil ? "starting"
+                : record.consolidation == .running ? "consolidating" : record.consolidation == .done ? "consolidated" : "ready"
+            return InstanceStatus(id: id, model: record.function, state: state, pp: record.plan.pp, nodes: record.plan.nodes,
+                                  predictedTTFTSeconds: record.plan.predictedTTFTSeconds, meetsSLO: record.plan.meetsSLO,
+                                  endpoints: record.backend.endpoints, pids: record.backend.processIDs, inFlight: scaler.instances[id]?.inFlight ?? 0,
+                                  coldStartSeconds: record.firstTokenSeconds.map { $0 - record.startedSeconds }, timelines: record.timelines)
+        }
+    }
+
+    public func queueDepth(_ function: String) -> Int { scaler.queueDepth(function) }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import HydraSystem
+import HydraWorker
+
+/// Emulated nodes as processes on this machine (`LocalCluster`): node k is `node<k>`, with
+/// `nodeMemoryBytes` of device memory (what the planner places against) and the cluster's
+/// emulated NIC.
+public final class LocalBackend: ClusterBackend, @unchecked Sendable {
+    public let cluster: LocalCluster
+    public let nodes: [ColdStartPlanner.Node]
+
+    public init(cluster: LocalCluster, nodeMemoryBytes: Int) {
+        self.cluster = cluster
+        let nic = (cluster.configuration.nicGigabitsPerSecond ?? 100) * 1e9 / 8
+        nodes = (0..<cluster.configuration.nodes).map { ColdStartPlanner.Node(name: "node\($0)", nicBytesPerSecond: nic, freeMemoryBytes: nodeMemoryBytes) }
+    }
+
+    public func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int) throws -> BackendInstance {
+        let placement = try plan.nodes.map { name -> Int in
+            guard let index = nodes.firstIndex(where: { $0.name == name }) else { throw ControlError(status: 500, "no node named \(name)") }
+            return index
+        }
+        let pipeline = try cluster.launch(model: entry, pp: plan.pp, nodes: placement, kvCacheMiB: kvCacheMiB,
+                                          fullMemory: plan.stage0FullMemory ? [0] : [])
+        return BackendInstance(pipeline: pipeline)
+    }
+
+    public func isAlive(_ instance: BackendInstance, consolidated: Bool) -> Bool {
+        guard let workers = instance.pipeline?.workers else { return false }
+        return consolidated ? workers[0].isRunning : workers.allSatisfy(\.isRunning)
+    }
+
+    public func stop(_ instance: BackendInstance) {
+        if let pipeline = instance.pipeline { cluster.stop(pipeline) }
+    }
+
+    public func heal() -> [String] { cluster.restartDeadProcesses() }
+
+    public func shutdown() { cluster.stop() }
+}

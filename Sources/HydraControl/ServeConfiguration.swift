@@ -1,0 +1,70 @@
+import Foundation
+import HydraFormat
+
+/// `hydra serve --config FILE`: the cluster to emulate and per-model settings. The file is
+/// JSON (which is also valid YAML 1.2), e.g.
+///
+///     {"cluster": {"nodes": 4, "node_memory_gib": 8, "nic_gbps": 1},
+///      "defaults": {"keep_alive_seconds": 30, "ttft_slo_seconds": 5},
+///      "models": {"SmolLM2-135M-Instruct": {"ttft_slo_seconds": 2, "replicas": 2}}}
+///
+/// Models not listed under `models` are served with `defaults` when `serve_all` is true (the
+/// default); command-line options override the file.
+public struct ServeConfiguration: Sendable, Decodable {
+    public struct Cluster: Sendable, Decodable {
+        public var nodes = 4
+        public var nodeMemoryGiB = 8.0
+        public var nicGbps = 1.0
+
+        enum CodingKeys: String, CodingKey { case nodes, nodeMemoryGiB = "node_memory_gib", nicGbps = "nic_gbps" }
+
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            nodes = try container.decodeIfPresent(Int.self, forKey: .nodes) ?? 4
+            nodeMemoryGiB = try container.decodeIfPresent(Double.self, forKey: .nodeMemoryGiB) ?? 8
+            nicGbps = try container.decodeIfPresent(Double.self, forKey: .nicGbps) ?? 1
+        }
+    }
+
+    public var cluster = Cluster()
+    public var defaults = ServedModel.Settings()
+    public var models: [String: ServedModel.Settings] = [:]
+    public var serveAll = true
+
+    enum CodingKeys: String, CodingKey { case cluster, defaults, models, serveAll = "serve_all" }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        cluster = try container.decodeIfPresent(Cluster.self, forKey: .cluster) ?? Cluster()
+        defaults = try container.decodeIfPresent(ServedModel.Settings.self, forKey: .defaults) ?? ServedModel.Settings()
+        models = try container.decodeIfPresent([String: ServedModel.Settings].self, forKey: .models) ?? [:]
+        serveAll = try container.decodeIfPresent(Bool.self, forKey: .serveAll) ?? true
+    }
+
+    public static func load(_ path: String) throws -> ServeConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ControlError(status: 400, "\(path): cannot read the configuration") }
+        do { return try JSONDecoder().decode(ServeConfiguration.self, from: data) } catch {
+            throw ControlError(status: 400, "\(path): \(describe(error))")
+        }
+    }
+
+    public func validate() throws {
+        guard cluster.nodes >= 1, cluster.nodeMemoryGiB > 0, cluster.nicGbps > 0 else {
+            throw ControlError(status: 400, "cluster: nodes, node_memory_gib and nic_gbps must be positive")
+        }
+        try defaults.validate("defaults")
+        for (name, settings) in models { try settings.validate(name) }
+    }
+
+    /// The entries to serve from `store` and each one's settings.
+    public func servedModels(store: StoreDirectory) throws -> [ServedModel] {
+        let names = serveAll ? Set(try store.modelNames()).union(models.keys) : Set(models.keys)
+        return try names.sorted().map { name in
+            try ServedModel(entry: StoreEntry(store: store, name: name), settings: models[name] ?? defaults)
+        }
+    }
+}

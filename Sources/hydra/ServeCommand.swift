@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import HydraControl
+import HydraFormat
+import HydraSystem
+import HydraWorker
+import Hummingbird
+import Logging
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the store's models through an OpenAI-compatible endpoint, cold-starting them on demand.",
+        discussion: """
+        Runs the embedded default cluster: a store server on STORE and --nodes emulated nodes on \
+        this machine (each a node cache with a --nic-gbps link and --node-memory-gib of device \
+        memory), all as local processes with logs in --work-dir. A request for a model with no \
+        instance cold-starts one: the planner picks the smallest pipeline depth whose predicted \
+        time to first token meets the model's SLO, one stage per node, and the pipeline is \
+        consolidated into one worker after its first token. Idle instances stop after their \
+        keep-alive (scale to zero).
+
+        Endpoints: POST /v1/completions, POST /v1/chat/completions (stream or not), GET /v1/models, \
+        POST / (the original HydraServe form: {"id", "model", "prompt", "stream"}), GET /healthz, \
+        GET /metrics (Prometheus), GET /v1/instances. Models are named as in the store; with \
+        replicas, NAME/0, NAME/1, … are separate functions. --config takes a JSON file (see \
+        docs/serving.md); options given here override it.
+        """
+    )
+
+    @Option(help: "Store directory.") var store: String = "store"
+    @Option(help: "Address to listen on (HOST:PORT).") var listen: String = "127.0.0.1:8000"
+    @Option(help: "Cluster and per-model settings (JSON).") var config: String?
+    @Option(help: "Emulated nodes.") var nodes: Int?
+    @Option(name: .customLong("node-memory-gib"), help: "Device memory of every emulated node, GiB.") var nodeMemoryGiB: Double?
+    @Option(name: .customLong("nic-gbps"), help: "Emulated link of every node, Gbit/s.") var nicGbps: Double?
+    @Option(name: .customLong("ttft-slo"), help: "Time-to-first-token objective for cold starts, seconds (every model).") var ttftSLO: Double?
+    @Option(name: .customLong("keep-alive"), help: "Seconds an idle instance is kept (every model).") var keepAlive: Double?
+    @Option(name: .customLong("max-pp"), help: "Deepest pipeline a cold start may use (every model).") var maxPP: Int?
+    @Option(help: "Only these entries (comma-separated; default: every entry in the store).") var models: String?
+    @Option(help: "Folder for sockets and logs (default: a new one per run).")
+    var workDir: String = NSTemporaryDirectory() + "hydra-serve-\(getpid())"
+
+    func validate() throws {
+        _ = try WorkerCommand.address(listen)
+        for value in [nodeMemoryGiB, nicGbps, ttftSLO].compactMap({ $0 }) where !(value > 0) {
+            throw ValidationError("--node-memory-gib, --nic-gbps and --ttft-slo must be positive")
+        }
+        if let nodes, nodes < 1 { throw ValidationError("--nodes must be positive") }
+        if let maxPP, maxPP < 1 { throw ValidationError("--max-pp must be positive") }
+        if let keepAlive, keepAlive < 0 { throw ValidationError("--keep-alive must not be negative") }
+    }
+
+    /// The file's configuration with this command's options applied.
+    func effectiveConfiguration() throws -> ServeConfiguration {
+        var configuration = try config.map(ServeConfiguration.load) ?? ServeConfiguration()
+        if let nodes { configuration.cluster.nodes = nodes }
+        if let nodeMemoryGiB { configuration.cluster.nodeMemoryGiB = nodeMemoryGiB }
+        if let nicGbps { configuration.cluster.nicGbps = nicGbps }
+        func apply(_ settings: inout ServedModel.Settings) {
+            if let ttftSLO { settings.ttftSLOSeconds = ttftSLO }
+            if let keepAlive { settings.keepAliveSeconds = keepAlive }
+            if let maxPP { settings.maxPP = maxPP }
+        }
+        apply(&configuration.defaults)
+        for name in configuration.models.keys { apply(&configuration.models[name]!) }
+        if let models {
+            let names = models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            configuration.serveAll = false
+            configuration.models = Dictionary(uniqueKeysWithValues: names.map { ($0, configuration.models[$0] ?? configuration.defaults) })
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "hydra.serve")
+        logger.logLevel = .info
+        let configuration: ServeConfiguration
+        let served: [ServedModel]
+        do {
+            configuration = try effectiveConfiguration()
+            served = try configuration.servedModels(store: StoreDirectory(root: store))
+            guard !served.isEmpty else { throw ControlError(status: 400, "\(store) holds no models: convert one with hydra convert") }
+        } catch {
+            Terminal.error("\(error)")
+            throw ExitCode(1)
+        }
+        let largest = served.map(\.wholeBytes).max() ?? 0
+        var clusterConfiguration = LocalCluster.Configuration(executable: ChildProcess.selfPath, storeRoot: store, workDirectory: workDir)
+        clusterConfiguration.nodes = configuration.cluster.nodes
+        clusterConfiguration.nicGigabitsPerSecond = configuration.cluster.nicGbps
+        clusterConfiguration.cacheCapacityGiB = max(1, 2 * Double(served.map(\.wholeBytes).reduce(0, +)) / Double(1 << 30))
+        Terminal.note("starting a store server and \(configuration.cluster.nodes) emulated nodes (\(configuration.cluster.nicGbps) Gbit/s, \(configuration.cluster.nodeMemoryGiB) GiB each); logs in \(workDir)")
+        let cluster: LocalCluster
+        do { cluster = try LocalCluster(configuration: clusterConfiguration) } catch {
+            Terminal.error("\(error)")
+            throw ExitCode(1)
+        }
+        let backend = LocalBackend(cluster: cluster, nodeMemoryBytes: Int(configuration.cluster.nodeMemoryGiB * Double(1 << 30)))
+        if Double(largest) > configuration.cluster.nodeMemoryGiB * Double(1 << 30) {
+            Terminal.note("note: the largest model (\(formatBytes(largest))) does not fit one node: its pipelines will not consolidate")
+        }
+        let controller = Controller(models: served, backend: backend, constants: .localCluster, logger: logger)
+        await controller.start()
+        let (host, port) = try WorkerCommand.address(listen)
+        let app = Endpoint(controller: controller).application(host: host, port: port, logger: logger) { bound in
+            Terminal.note("serving \(served.flatMap(\.functionNames).joined(separator: ", ")) on http://\(host):\(bound)/v1")
+        }
+        do { try await app.runService() } catch { Terminal.error("\(error)") }
+        await controller.shutdown()
+    }
+}
+
+extension ColdStartPlanner.Constants {
+    /// Fitted from `hydra bench coldstart` on this project's 2-core machine (SmolLM2 rows,
+    /// docs/benchmarks.md); stages on one machine start slower together.
+    static let localCluster = ColdStartPlanner.Constants(startupSeconds: 0.15, runtimeInitSeconds: 0.25, firstTokenSeconds: 0.05, extraStageSeconds: 0.1)
+}
