@@ -12,6 +12,9 @@ public protocol ClusterBackend: Sendable {
     /// Whether the instance's workers still run (after consolidation: stage 0's).
     func isAlive(_ instance: BackendInstance, consolidated: Bool) -> Bool
     func stop(_ instance: BackendInstance)
+    /// Digests of the chunks each node's cache holds (node name → digests); nodes that do not
+    /// answer are left out.
+    func cachedChunks() -> [String: Set<String>]
     /// Restarts node caches or stores that died; returns what it restarted.
     func heal() -> [String]
     /// Stops everything.

@@ -25,6 +25,11 @@ public struct ColdStartPlanner: Sendable {
         /// Bytes of the whole model (what a full-memory stage 0 must be able to hold).
         public var wholeBytes: Int
         public var ttftSLOSeconds: Double
+        /// pp → each stage's chunk digests, and each chunk's bytes: with these, a stage whose
+        /// chunks a node's cache already holds fetches only the rest. Empty: every stage
+        /// fetches all of `stageBytes`.
+        public var stageChunks: [Int: [[String]]] = [:]
+        public var chunkBytes: [String: Int] = [:]
 
         public init(name: String, stageBytes: [Int: [Int]], wholeBytes: Int, ttftSLOSeconds: Double) {
             self.name = name
@@ -43,12 +48,17 @@ public struct ColdStartPlanner: Sendable {
         /// Start-up each further stage adds where the stages' workers share a machine's cores
         /// (the local backend): pp workers starting at once slow each other down (0 on real nodes).
         public var extraStageSeconds = 0.0
+        /// Start-up each fetch already running adds, where all workers share one machine's
+        /// cores and memory bus (the local backend; 0 on real nodes).
+        public var busyFetchSeconds = 0.0
 
-        public init(startupSeconds: Double = 0.1, runtimeInitSeconds: Double = 0.3, firstTokenSeconds: Double = 0.2, extraStageSeconds: Double = 0) {
+        public init(startupSeconds: Double = 0.1, runtimeInitSeconds: Double = 0.3, firstTokenSeconds: Double = 0.2,
+                    extraStageSeconds: Double = 0, busyFetchSeconds: Double = 0) {
             self.startupSeconds = startupSeconds
             self.runtimeInitSeconds = runtimeInitSeconds
             self.firstTokenSeconds = firstTokenSeconds
             self.extraStageSeconds = extraStageSeconds
+            self.busyFetchSeconds = busyFetchSeconds
         }
     }
 
@@ -60,6 +70,8 @@ public struct ColdStartPlanner: Sendable {
         public var stage0FullMemory: Bool
         public var predictedTTFTSeconds: Double
         public var meetsSLO: Bool
+        /// Bytes each stage fetches over its link (what its node's cache lacks).
+        public var fetchBytes: [Int]
         /// One per stage: release each when that stage's fetch ends.
         public var reservations: [Int]
     }
@@ -74,6 +86,8 @@ public struct ColdStartPlanner: Sendable {
 
     public var nodes: [Node]
     public var constants: Constants
+    /// node → digests of the chunks its cache holds.
+    public private(set) var cached: [String: Set<String>] = [:]
     private var reservations: [Reservation] = []
     private var nextReservation = 0
 
@@ -104,11 +118,12 @@ public struct ColdStartPlanner: Sendable {
         }
         let bytes = model.stageBytes[chosen.pp]!
         for (stage, node) in chosen.nodes.enumerated() {
-            let rate = availableBytesPerSecond(node, now: now)
+            // A stage its node's cache holds already fetches nothing: it leaves the link free.
+            let rate = chosen.fetchBytes[stage] > 0 ? availableBytesPerSecond(node, now: now) : 0
             let id = nextReservation
             nextReservation += 1
             reservations.append(Reservation(id: id, node: node, bytesPerSecond: rate,
-                                            untilSeconds: now + constants.startupSeconds + Double(bytes[stage]) / rate))
+                                            untilSeconds: now + constants.startupSeconds + Double(chosen.fetchBytes[stage]) / max(rate, 1)))
             chosen.reservations.append(id)
             let wanted = stage == 0 && chosen.stage0FullMemory ? model.wholeBytes : bytes[stage]
             if let index = nodes.firstIndex(where: { $0.name == node }) { nodes[index].freeMemoryBytes -= wanted }
@@ -116,9 +131,35 @@ public struct ColdStartPlanner: Sendable {
         return chosen
     }
 
+    /// Holds `node`'s link for a fetch the planner did not place (a consolidation fetching the
+    /// rest of its model) until `release`, or until its bytes would have arrived.
+    public mutating func reserve(node: String, bytes: Int, now: Double) -> Int {
+        let rate = availableBytesPerSecond(node, now: now)
+        let id = nextReservation
+        nextReservation += 1
+        reservations.append(Reservation(id: id, node: node, bytesPerSecond: rate, untilSeconds: now + Double(bytes) / max(rate, 1)))
+        return id
+    }
+
+    /// Fetches running at `now`.
+    public func runningFetches(now: Double) -> Int { reservations.filter { $0.untilSeconds > now && $0.bytesPerSecond > 0 }.count }
+
     /// A stage's fetch ended: its node's bandwidth is free for the next plan.
     public mutating func release(_ reservation: Int) {
         reservations.removeAll { $0.id == reservation }
+    }
+
+    /// What `node`'s cache holds now (as its status reports it).
+    public mutating func setCached(_ digests: Set<String>, on node: String) { cached[node] = digests }
+
+    /// Chunks `node`'s cache now holds (a stage's fetch there ended), before its status says so.
+    public mutating func noteCached(_ digests: [String], on node: String) { cached[node, default: []].formUnion(digests) }
+
+    /// Bytes stage `stage` of a pp-deep plan fetches on `node`: what its cache lacks.
+    public func fetchBytes(_ model: Model, pp: Int, stage: Int, on node: String) -> Int {
+        guard let digests = model.stageChunks[pp]?[stage] else { return model.stageBytes[pp]?[stage] ?? 0 }
+        let held = cached[node] ?? []
+        return digests.reduce(0) { $0 + (held.contains($1) ? 0 : model.chunkBytes[$1] ?? 0) }
     }
 
     /// Memory a stopped worker gave back.
@@ -126,28 +167,57 @@ public struct ColdStartPlanner: Sendable {
         if let index = nodes.firstIndex(where: { $0.name == node }) { nodes[index].freeMemoryBytes += bytes }
     }
 
-    /// One stage per node: the nodes with the most bandwidth left that fit their stage; stage 0
-    /// on the one among them that fits the whole model most tightly (best fit), if any does.
+    /// One stage per node. Stage 0 first, on the node that holds the whole model (so the
+    /// pipeline can consolidate) with the fastest fetch of its stage — the tightest fit among
+    /// equals — or, where none holds the whole model, the fastest; then each further stage on the
+    /// free node that fetches it fastest (its cache may hold it already), most link left among
+    /// equals. A fetch's time is the bytes its node's cache lacks over the link left there.
     func place(_ model: Model, pp: Int, queueSeconds: Double, now: Double) -> Plan? {
         guard let bytes = model.stageBytes[pp], bytes.count == pp, pp <= nodes.count else { return nil }
-        let largest = bytes.max() ?? 0
-        // Most bandwidth first; ties keep the nodes' order.
-        let usable = nodes.enumerated()
-            .filter { $0.element.freeMemoryBytes >= largest && availableBytesPerSecond($0.element.name, now: now) > 0 }
-            .sorted { (a, b) in
-                let (x, y) = (availableBytesPerSecond(a.element.name, now: now), availableBytesPerSecond(b.element.name, now: now))
-                return x != y ? x > y : a.offset < b.offset
+        var chosen = [Node?](repeating: nil, count: pp)
+        var fetch = [Int](repeating: 0, count: pp)
+        var stage0FullMemory = false
+        func fastest(_ stage: Int) -> Double {
+            nodes.filter { $0.freeMemoryBytes >= bytes[stage] }.map { node in
+                let missing = fetchBytes(model, pp: pp, stage: stage, on: node.name)
+                return missing == 0 ? 0 : Double(missing) / max(availableBytesPerSecond(node.name, now: now), 1)
+            }.min() ?? .infinity
+        }
+        // Stage 0 first (it decides consolidation); then the stages a cache favours most, so a
+        // node holding a later stage is not taken by an earlier one that fetches anywhere.
+        let order = [0] + (1..<max(pp, 1)).map { ($0, fastest($0)) }.sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }.map(\.0)
+        for stage in order {
+            let candidates = nodes.enumerated().compactMap { offset, node -> (node: Node, seconds: Double, link: Double, offset: Int)? in
+                guard !chosen.contains(where: { $0?.name == node.name }), node.freeMemoryBytes >= bytes[stage] else { return nil }
+                let missing = fetchBytes(model, pp: pp, stage: stage, on: node.name)
+                let link = availableBytesPerSecond(node.name, now: now)
+                guard missing == 0 || link > 0 else { return nil }
+                return (node, missing == 0 ? 0 : Double(missing) / link, link, offset)
             }
-            .map(\.element)
-        guard usable.count >= pp else { return nil }
-        var chosen = Array(usable.prefix(pp))
-        let fullMemory = chosen.indices.filter { chosen[$0].freeMemoryBytes >= model.wholeBytes }
-            .min { chosen[$0].freeMemoryBytes < chosen[$1].freeMemoryBytes }
-        if let fullMemory { chosen.swapAt(0, fullMemory) }
-        let fetchSeconds = zip(bytes, chosen).map { Double($0) / availableBytesPerSecond($1.name, now: now) }.max() ?? 0
+            var pool = candidates
+            if stage == 0 {
+                let whole = candidates.filter { $0.node.freeMemoryBytes >= model.wholeBytes }
+                if !whole.isEmpty { pool = whole; stage0FullMemory = true }
+            }
+            let best = pool.min { a, b in
+                if a.seconds != b.seconds { return a.seconds < b.seconds }
+                if stage == 0 && stage0FullMemory && a.node.freeMemoryBytes != b.node.freeMemoryBytes {
+                    return a.node.freeMemoryBytes < b.node.freeMemoryBytes
+                }
+                return a.link != b.link ? a.link > b.link : a.offset < b.offset
+            }
+            guard let best else { return nil }
+            chosen[stage] = best.node
+            fetch[stage] = fetchBytes(model, pp: pp, stage: stage, on: best.node.name)
+        }
+        let placed = chosen.compactMap { $0 }
+        let fetchSeconds = zip(fetch, placed).map { missing, node in
+            missing == 0 ? 0 : Double(missing) / availableBytesPerSecond(node.name, now: now)
+        }.max() ?? 0
         let startup = constants.startupSeconds + Double(pp - 1) * constants.extraStageSeconds
+            + Double(runningFetches(now: now)) * constants.busyFetchSeconds
         let ttft = queueSeconds + startup + max(fetchSeconds, constants.runtimeInitSeconds) + constants.firstTokenSeconds
-        return Plan(pp: pp, nodes: chosen.map(\.name), stage0FullMemory: fullMemory != nil, predictedTTFTSeconds: ttft,
-                    meetsSLO: ttft <= model.ttftSLOSeconds, reservations: [])
+        return Plan(pp: pp, nodes: placed.map(\.name), stage0FullMemory: stage0FullMemory, predictedTTFTSeconds: ttft,
+                    meetsSLO: ttft <= model.ttftSLOSeconds, fetchBytes: fetch, reservations: [])
     }
 }

@@ -34,9 +34,13 @@ public actor Controller {
         var plan: ColdStartPlanner.Plan
         var backend: BackendInstance
         var startedSeconds: Double
+        /// How long its first request had waited when it was planned (part of the predicted TTFT).
+        var queueSeconds: Double
         var firstTokenSeconds: Double?
         var consolidation = Consolidation.none
         var reservationsHeld: Bool = true
+        /// The link stage 0 holds while consolidation fetches the rest of the model.
+        var consolidationReservation: Int?
         /// Each stage's start-up timeline (event → seconds since its process started), read at the first token.
         var timelines: [[String: Double]] = []
     }
@@ -62,6 +66,9 @@ public actor Controller {
     private var waiting: [Int: (function: String, continuation: CheckedContinuation<Dispatch, Error>)] = [:]
     private var nextRequest = 0
     private var monitor: Task<Void, Never>?
+    /// The latest cold starts, oldest first (bounded).
+    private var coldStarts: [ColdStart] = []
+    static let coldStartHistory = 1000
     private let healing = LockedBox(false)
 
     public init(models: [ServedModel], backend: any ClusterBackend, constants: ColdStartPlanner.Constants = .init(),
@@ -113,14 +120,21 @@ public actor Controller {
 
     /// Generates for `promptIDs` on an instance of `function`; the tokens stream back as they
     /// come. Ending the stream early (the client went away) cancels the request in the worker.
-    public nonisolated func generate(function: String, promptIDs: [Int], parameters: Parameters) -> AsyncThrowingStream<WorkerClient.Event, Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: WorkerClient.Event.self)
+    public nonisolated func generate(function: String, promptIDs: [Int], parameters: Parameters) -> AsyncThrowingStream<Token, Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Token.self)
         let hangUp = LockedBox(false)
         let task = Task { await self.run(function: function, promptIDs: promptIDs, parameters: parameters, events: continuation, hangUp: hangUp) }
         continuation.onTermination = { reason in
             if case .cancelled = reason { hangUp.value = true; task.cancel() }
         }
         return stream
+    }
+
+    /// One generated token, and whether its request waited for a cold start.
+    public struct Token: Sendable {
+        public var token: Int
+        public var finishReason: String?
+        public var cold: Bool
     }
 
     /// What a request saw: counted under `hydra_requests_total` and the latency histograms.
@@ -131,7 +145,7 @@ public actor Controller {
     }
 
     private func run(function: String, promptIDs: [Int], parameters: Parameters,
-                     events: AsyncThrowingStream<WorkerClient.Event, Error>.Continuation, hangUp: LockedBox<Bool>) async {
+                     events: AsyncThrowingStream<Token, Error>.Continuation, hangUp: LockedBox<Bool>) async {
         let started = Self.now()
         let progress = Progress()
         var attempt = 0
@@ -175,7 +189,7 @@ public actor Controller {
                             return true
                         }
                         if first { Task { await self.firstToken(instance: dispatch.instance) } }
-                        events.yield(event)
+                        events.yield(Token(token: event.token, finishReason: event.finishReason, cold: dispatch.cold))
                         return true
                     }
                 }
@@ -261,9 +275,9 @@ public actor Controller {
         }
         do {
             let started = try backend.start(entry: model.entryName, plan: plan, kvCacheMiB: model.settings.kvCacheMiB)
-            instances[id] = InstanceRecord(function: function, model: model, plan: plan, backend: started, startedSeconds: now)
+            instances[id] = InstanceRecord(function: function, model: model, plan: plan, backend: started, startedSeconds: now, queueSeconds: queueSeconds)
             metrics.increment("hydra_cold_starts_total", ["model": function, "pp": String(plan.pp)])
-            metrics.increment("hydra_fetched_bytes_total", ["model": function], by: Double(model.stageBytes[plan.pp]!.reduce(0, +)))
+            metrics.increment("hydra_fetched_bytes_total", ["model": function], by: Double(plan.fetchBytes.reduce(0, +)))
             logger.info("cold-starting \(function) as instance \(id): pp=\(plan.pp) on \(plan.nodes.joined(separator: ", ")), predicted TTFT \(String(format: "%.2f", plan.predictedTTFTSeconds)) s (SLO \(model.settings.ttftSLOSeconds) s)")
         } catch {
             logger.error("could not start \(function): \(error)")
@@ -276,11 +290,26 @@ public actor Controller {
         guard var record = instances[id], record.firstTokenSeconds == nil else { return }
         let now = Self.now()
         record.firstTokenSeconds = now
-        // The stages have fetched their bytes: their links are free for the next cold start.
+        // The stages have fetched their bytes: their links are free for the next cold start,
+        // and their nodes' caches hold those chunks.
         record.plan.reservations.forEach { planner.release($0) }
+        for (stage, node) in record.plan.nodes.enumerated() { planner.noteCached(record.model.stageChunks[record.plan.pp]?[stage] ?? [], on: node) }
         record.reservationsHeld = false
+        coldStarts.append(ColdStart(instance: id, model: record.function, pp: record.plan.pp, nodes: record.plan.nodes,
+                                    predictedSeconds: record.plan.predictedTTFTSeconds, queueSeconds: record.queueSeconds,
+                                    measuredSeconds: now - record.startedSeconds + record.queueSeconds, meetsSLO: record.plan.meetsSLO,
+                                    sloSeconds: record.model.settings.ttftSLOSeconds))
+        if coldStarts.count > Self.coldStartHistory { coldStarts.removeFirst(coldStarts.count - Self.coldStartHistory) }
         let consolidate = record.plan.pp > 1 && record.plan.stage0FullMemory
-        if consolidate { record.consolidation = .running }
+        if consolidate {
+            record.consolidation = .running
+            // Stage 0 now fetches the rest of the model over its node's link.
+            let node = record.plan.nodes[0]
+            let whole = record.model.chunkBytes
+            let missing = whole.filter { !(planner.cached[node] ?? []).contains($0.key) }.values.reduce(0, +)
+            record.consolidationReservation = planner.reserve(node: node, bytes: missing, now: now)
+            metrics.increment("hydra_fetched_bytes_total", ["model": record.function], by: Double(missing))
+        }
         instances[id] = record
         apply(scaler.ready(instance: id, now: now))
         if consolidate { scaler.pin(instance: id, true, now: now) }
@@ -304,13 +333,15 @@ public actor Controller {
             Result { try HTTPClient(timeoutSeconds: 600).post(endpoint + "/v1/consolidate", json: Array("{\"mode\":\"auto\"}".utf8)) }
         }
         guard var record = instances[id] else { return }
+        if let reservation = record.consolidationReservation { planner.release(reservation) }
+        record.consolidationReservation = nil
         let outcome: String
         if case .success(let answer) = response, answer.status == 200 {
             record.consolidation = .done
+            planner.noteCached(Array(record.model.chunkBytes.keys), on: record.plan.nodes[0])
             outcome = "ok"
             let stageBytes = record.model.stageBytes[record.plan.pp]!
             for (node, bytes) in zip(record.plan.nodes.dropFirst(), stageBytes.dropFirst()) { planner.returnMemory(bytes, on: node) }
-            metrics.increment("hydra_fetched_bytes_total", ["model": record.function], by: Double(record.model.wholeBytes - stageBytes[0]))
             logger.info("consolidated instance \(id) of \(record.function) into one worker")
         } else {
             record.consolidation = .failed
@@ -346,6 +377,7 @@ public actor Controller {
     /// Stops the workers (off the pool: stopping waits for them) and returns their memory and links.
     private func release(_ record: InstanceRecord) {
         if record.reservationsHeld { record.plan.reservations.forEach { planner.release($0) } }
+        if let reservation = record.consolidationReservation { planner.release(reservation) }
         returnResources(plan: record.plan, model: record.model, consolidated: record.consolidation == .done)
         let backend = backend
         let instance = record.backend
@@ -371,9 +403,16 @@ public actor Controller {
             let (backend, logger, healing) = (backend, logger, healing)
             Thread.detachNewThread {
                 for restarted in backend.heal() { logger.warning("\(restarted) had died: restarted it") }
+                let cached = backend.cachedChunks()
+                Task { await self.updateCaches(cached) }
                 healing.value = false
             }
         }
+    }
+
+    /// What the node caches hold now, as their status says (it also drops what they evicted).
+    private func updateCaches(_ cached: [String: Set<String>]) {
+        for (node, digests) in cached { planner.setCached(digests, on: node) }
     }
 
     private func refreshGauges() {
@@ -432,4 +471,25 @@ public actor Controller {
     }
 
     public func queueDepth(_ function: String) -> Int { scaler.queueDepth(function) }
+
+    /// One cold start as `/v1/cold-starts` shows it: the planner's prediction beside what happened.
+    public struct ColdStart: Sendable, Encodable {
+        public var instance: Int
+        public var model: String
+        public var pp: Int
+        public var nodes: [String]
+        public var predictedSeconds: Double
+        public var queueSeconds: Double
+        /// From the first request's wait in the queue to the instance's first token.
+        public var measuredSeconds: Double
+        public var meetsSLO: Bool
+        public var sloSeconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case instance, model, pp, nodes, predictedSeconds = "predicted_ttft_seconds", queueSeconds = "queue_seconds",
+                 measuredSeconds = "measured_ttft_seconds", meetsSLO = "predicted_to_meet_slo", sloSeconds = "slo_seconds"
+        }
+    }
+
+    public func coldStartHistory() -> [ColdStart] { coldStarts }
 }

@@ -37,6 +37,12 @@ public final class Endpoint: Sendable {
             let body = try encoder.encode(await controller.status())
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
+        router.get("/v1/cold-starts") { [self] _, _ in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let body = try encoder.encode(await controller.coldStartHistory())
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
         router.post("/v1/completions") { [self] request, _ in await answer(request) { try completion($0) } }
         router.post("/v1/chat/completions") { [self] request, _ in await answer(request) { try chat($0) } }
         router.post("/") { [self] request, _ in await answer(request) { try original($0) } }

@@ -1,6 +1,7 @@
 import Foundation
 import HydraFormat
 import HydraWorker
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -61,6 +62,8 @@ struct Generation: Sendable {
         var text: String
         var finishReason: String?
         var completionTokens: Int
+        /// The request waited for a cold start.
+        var cold: Bool
     }
 
     /// The answer's pieces: the controller's tokens, detokenized and cut at stop strings.
@@ -73,7 +76,7 @@ struct Generation: Sendable {
             do {
                 for try await event in tokens {
                     count += 1
-                    var piece = Piece(text: text.push(event.token), finishReason: nil, completionTokens: count)
+                    var piece = Piece(text: text.push(event.token), finishReason: nil, completionTokens: count, cold: event.cold)
                     if text.stopped {
                         piece.finishReason = "stop"
                     } else if let reason = event.finishReason {
@@ -106,10 +109,13 @@ struct Generation: Sendable {
                 if let reason = piece.finishReason { finish = reason }
                 next = try await cursor.next()
             }
-            return Endpoint.json(whole(text: text, finishReason: finish, completionTokens: tokens))
+            var response = Endpoint.json(whole(text: text, finishReason: finish, completionTokens: tokens))
+            response.headers[Self.startHeader] = first?.cold == true ? "cold" : "warm"
+            return response
         }
         let contentType = if case .original = kind { "application/x-ndjson" } else { "text/event-stream" }
-        return Response(status: .ok, headers: [.contentType: contentType, .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
+        let headers: HTTPFields = [.contentType: contentType, .cacheControl: "no-cache", Self.startHeader: first?.cold == true ? "cold" : "warm"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
             var next = first
             var tokens = 0
             if case .chat = kind { try await writer.write(event(chunk(delta: ["role": .string("assistant"), "content": .string("")], finishReason: nil))) }
@@ -141,6 +147,9 @@ struct Generation: Sendable {
             try await writer.finish(nil)
         })
     }
+
+    /// `x-hydra-start: cold | warm`: whether the request waited for a cold start.
+    static let startHeader = HTTPField.Name("x-hydra-start")!
 
     var isOriginal: Bool { if case .original = kind { true } else { false } }
 

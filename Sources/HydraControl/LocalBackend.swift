@@ -1,4 +1,5 @@
 import Foundation
+import HydraStore
 import HydraSystem
 import HydraWorker
 
@@ -32,6 +33,14 @@ public final class LocalBackend: ClusterBackend, @unchecked Sendable {
 
     public func stop(_ instance: BackendInstance) {
         if let pipeline = instance.pipeline { cluster.stop(pipeline) }
+    }
+
+    public func cachedChunks() -> [String: Set<String>] {
+        var cached: [String: Set<String>] = [:]
+        for (index, node) in nodes.enumerated() {
+            if let status = try? NodeCacheClient.status(socketPath: cluster.cacheSocket(index)) { cached[node.name] = Set(status.cachedChunks) }
+        }
+        return cached
     }
 
     public func heal() -> [String] { cluster.restartDeadProcesses() }

@@ -75,14 +75,28 @@ public struct ServedModel: Sendable {
         let blocks = StageRunner.blockCount(config: config, layers: config.layerCount, kvCacheBytes: settings.kvCacheMiB << 20, blockSize: blockSize)
         contextLength = min(config.maxPositions, blocks * blockSize)
         var stageBytes: [Int: [Int]] = [:]
-        for plan in entry.manifest.stagePlans where plan.pp <= settings.maxPP { stageBytes[plan.pp] = plan.stages.map(\.bytes) }
+        var stageChunks: [Int: [[String]]] = [:]
+        let manifest = entry.manifest
+        for plan in manifest.stagePlans where plan.pp <= settings.maxPP {
+            stageBytes[plan.pp] = plan.stages.map(\.bytes)
+            stageChunks[plan.pp] = try (0..<plan.pp).map { stage in try manifest.chunkIndices(stage: stage, of: plan.pp).map { manifest.chunks[$0].sha256 } }
+        }
         self.stageBytes = stageBytes
-        wholeBytes = entry.manifest.chunks.reduce(0) { $0 + $1.storedBytes }
+        self.stageChunks = stageChunks
+        chunkBytes = Dictionary(manifest.chunks.map { ($0.sha256, $0.storedBytes) }) { first, _ in first }
+        wholeBytes = manifest.chunks.reduce(0) { $0 + $1.storedBytes }
     }
+
+    /// pp → each stage's chunk digests; each chunk's stored bytes.
+    public let stageChunks: [Int: [[String]]]
+    public let chunkBytes: [String: Int]
 
     /// What the planner knows of this model.
     public func plannerModel(_ function: String) -> ColdStartPlanner.Model {
-        ColdStartPlanner.Model(name: function, stageBytes: stageBytes, wholeBytes: wholeBytes, ttftSLOSeconds: settings.ttftSLOSeconds)
+        var model = ColdStartPlanner.Model(name: function, stageBytes: stageBytes, wholeBytes: wholeBytes, ttftSLOSeconds: settings.ttftSLOSeconds)
+        model.stageChunks = stageChunks
+        model.chunkBytes = chunkBytes
+        return model
     }
 
     /// The names clients call this model by: the entry's, and `entry/k` per replica.

@@ -14,6 +14,8 @@ public final class HTTPClient {
     public struct Response: Sendable {
         public let status: Int
         public let body: [UInt8]
+        /// The response's headers the caller asked for (lowercased names).
+        public var headers: [String: String] = [:]
     }
 
     private let handle: UnsafeMutableRawPointer
@@ -114,13 +116,21 @@ public final class HTTPClient {
     /// POST `body` as JSON to `url`; `onData` sees the response body piece by piece as it
     /// streams in (NDJSON tokens) and returns false to hang up (the caller went away: the
     /// server sees the connection close); the body received is returned too.
-    public func post(_ url: String, json body: [UInt8], onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> Response {
+    public func post(_ url: String, json body: [UInt8], headers wanted: [String] = [],
+                     onData: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws -> Response {
         let sink = Sink()
         sink.onData = onData
         let status = try body.withUnsafeBytes { bytes in
             try perform(url, range: nil, sink: sink, postBody: bytes)
         }
-        return Response(status: status, body: sink.bytes)
+        var response = Response(status: status, body: sink.bytes)
+        for name in wanted {
+            var header: UnsafeMutablePointer<curl_header>?
+            if curl_easy_header(handle, name, 0, UInt32(CURLH_HEADER), -1, &header) == CURLHE_OK, let value = header?.pointee.value {
+                response.headers[name.lowercased()] = String(cString: value)
+            }
+        }
+        return response
     }
 
     private func perform(_ url: String, range: ClosedRange<Int>?, sink: Sink, postBody: UnsafeRawBufferPointer? = nil) throws -> Int {

@@ -13,6 +13,8 @@ struct ServeClient: Sendable {
         var firstTokenSeconds: Double?
         var seconds = 0.0
         var completionTokens = 0
+        /// `cold` or `warm`, as the server tagged the response.
+        var start: String?
     }
 
     let base: String
@@ -28,7 +30,7 @@ struct ServeClient: Sendable {
         var answer = Answer(status: 0)
         var pending: [UInt8] = []
         do {
-            let response = try HTTPClient(timeoutSeconds: timeoutSeconds).post(base + "/v1/chat/completions", json: try request.encoded()) { piece in
+            let response = try HTTPClient(timeoutSeconds: timeoutSeconds).post(base + "/v1/chat/completions", json: try request.encoded(), headers: ["x-hydra-start"]) { piece in
                 pending.append(contentsOf: piece)
                 while let end = Self.eventEnd(pending) {
                     let event = String(decoding: pending[..<end], as: UTF8.self)
@@ -45,6 +47,7 @@ struct ServeClient: Sendable {
                 return true
             }
             answer.status = response.status
+            answer.start = response.headers["x-hydra-start"]
             if response.status != 200 {
                 answer.error = (try? JSONValue.parse(response.body, file: "error"))?["error"]?["message"]?.stringValue
                     ?? String(decoding: response.body.prefix(300), as: UTF8.self)

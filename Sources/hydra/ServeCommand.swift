@@ -114,7 +114,10 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension ColdStartPlanner.Constants {
-    /// Fitted from `hydra bench coldstart` on this project's 2-core machine (SmolLM2 rows,
-    /// docs/benchmarks.md); stages on one machine start slower together.
-    static let localCluster = ColdStartPlanner.Constants(startupSeconds: 0.15, runtimeInitSeconds: 0.25, firstTokenSeconds: 0.05, extraStageSeconds: 0.1)
+    /// Fitted on this project's 2-core machine: start-up, runtime init and first token from
+    /// `hydra bench coldstart` (SmolLM2 rows, docs/benchmarks.md); the two contention terms —
+    /// stages of one pipeline, and fetches already running, all on the same cores — from
+    /// `hydra bench serve`'s cold starts.
+    static let localCluster = ColdStartPlanner.Constants(startupSeconds: 0.15, runtimeInitSeconds: 0.25, firstTokenSeconds: 0.05,
+                                                         extraStageSeconds: 0.1, busyFetchSeconds: 0.4)
 }

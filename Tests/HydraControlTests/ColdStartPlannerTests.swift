@@ -82,3 +82,60 @@ import Testing
         #expect(tinyPlan?.pp == 4)
     }
 }
+
+extension ColdStartPlannerTests {
+    @Test func aConsolidationHoldsItsLinkAndRunningFetchesSlowStartsOnSharedCores() throws {
+        var constants = ColdStartPlanner.Constants()
+        constants.busyFetchSeconds = 0.5
+        var planner = ColdStartPlanner(nodes: Self.nodes(2), constants: constants)
+        // Consolidation on n0 fetching 1 GB: 8 s of its link.
+        let held = planner.reserve(node: "n0", bytes: 1_000_000_000, now: 0)
+        #expect(planner.availableBytesPerSecond("n0", now: 1) == 0 && planner.runningFetches(now: 1) == 1)
+        // Only n1 is free: pp = 1 there, 16.3 s plus 0.5 s for the fetch running beside it.
+        let planned = planner.plan(Self.slo(20), now: 1)
+        let plan = try #require(planned)
+        #expect(plan.pp == 1 && plan.nodes == ["n1"] && abs(plan.predictedTTFTSeconds - 16.8) < 1e-9)
+        planner.release(held)
+        plan.reservations.forEach { planner.release($0) }
+        #expect(planner.runningFetches(now: 2) == 0 && planner.availableBytesPerSecond("n0", now: 2) == Self.gigabit)
+    }
+}
+
+extension ColdStartPlannerTests {
+    /// The 2 GB model as four 0.5 GB chunks: pp = 1 takes all four, pp = 2 two a stage, pp = 4 one.
+    static var chunked: ColdStartPlanner.Model {
+        var model = slo(5)
+        let digests = ["a", "b", "c", "d"]
+        model.stageChunks = [1: [digests], 2: [["a", "b"], ["c", "d"]], 4: digests.map { [$0] }]
+        model.chunkBytes = Dictionary(uniqueKeysWithValues: digests.map { ($0, 500_000_000) })
+        return model
+    }
+
+    @Test func aNodeWhoseCacheHoldsTheModelStartsItWithoutFetching() throws {
+        var planner = ColdStartPlanner(nodes: Self.nodes(4))
+        planner.setCached(["a", "b", "c", "d"], on: "n2")
+        // Nothing to fetch on n2: start-up 0.1 + runtime init 0.3 + first token 0.2 = 0.6 s at pp = 1.
+        let planned = planner.plan(Self.chunked, now: 0)
+        let plan = try #require(planned)
+        #expect(plan.pp == 1 && plan.nodes == ["n2"] && plan.fetchBytes == [0] && abs(plan.predictedTTFTSeconds - 0.6) < 1e-9)
+        #expect(planner.availableBytesPerSecond("n2", now: 0.1) == Self.gigabit, "no fetch holds its link")
+        // Half of it cached on n1: alone there it fetches only the other half (8.3 s)…
+        var half = ColdStartPlanner(nodes: Self.nodes(4))
+        half.setCached(["c", "d"], on: "n1")
+        var model = Self.chunked
+        model.ttftSLOSeconds = 9
+        let alone = half.predictions(for: model, now: 0).first { $0.pp == 1 }
+        #expect(alone?.nodes == ["n1"] && alone?.fetchBytes == [1_000_000_000] && alone?.meetsSLO == true)
+        // …and at pp = 4 its cached chunk's stage goes there, not to the first stage that asks.
+        model.ttftSLOSeconds = 5
+        let planned4 = half.plan(model, now: 0)
+        let four = try #require(planned4)
+        #expect(four.pp == 4 && four.nodes[0] == "n0" && four.nodes[2] == "n1" && Set(four.nodes) == ["n0", "n1", "n2", "n3"])
+        #expect(four.fetchBytes == [500_000_000, 500_000_000, 0, 500_000_000])
+        #expect(abs(four.predictedTTFTSeconds - 4.3) < 1e-9)
+        // Chunks count as cached once their fetch has ended, not while they are on their way.
+        #expect(half.cached["n0"] == nil)
+        half.noteCached(["a"], on: "n0")
+        #expect(half.fetchBytes(model, pp: 4, stage: 0, on: "n0") == 0 && half.fetchBytes(model, pp: 1, stage: 0, on: "n0") == 1_500_000_000)
+    }
+}
