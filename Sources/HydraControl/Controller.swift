@@ -298,7 +298,7 @@ public actor Controller {
         coldStarts.append(ColdStart(instance: id, model: record.function, pp: record.plan.pp, nodes: record.plan.nodes,
                                     predictedSeconds: record.plan.predictedTTFTSeconds, queueSeconds: record.queueSeconds,
                                     measuredSeconds: now - record.startedSeconds + record.queueSeconds, meetsSLO: record.plan.meetsSLO,
-                                    sloSeconds: record.model.settings.ttftSLOSeconds))
+                                    sloSeconds: record.model.settings.ttftSLOSeconds, fetchedBytes: record.plan.fetchBytes.reduce(0, +)))
         if coldStarts.count > Self.coldStartHistory { coldStarts.removeFirst(coldStarts.count - Self.coldStartHistory) }
         let consolidate = record.plan.pp > 1 && record.plan.stage0FullMemory
         if consolidate {
@@ -484,10 +484,13 @@ public actor Controller {
         public var measuredSeconds: Double
         public var meetsSLO: Bool
         public var sloSeconds: Double
+        /// Bytes the stages fetched over their links (0: every node cache held its stage).
+        public var fetchedBytes: Int
 
         enum CodingKeys: String, CodingKey {
             case instance, model, pp, nodes, predictedSeconds = "predicted_ttft_seconds", queueSeconds = "queue_seconds",
-                 measuredSeconds = "measured_ttft_seconds", meetsSLO = "predicted_to_meet_slo", sloSeconds = "slo_seconds"
+                 measuredSeconds = "measured_ttft_seconds", meetsSLO = "predicted_to_meet_slo", sloSeconds = "slo_seconds",
+                 fetchedBytes = "fetched_bytes"
         }
     }
 

@@ -77,7 +77,7 @@ public final class Endpoint: Sendable {
         }
         return try Generation(kind: .completion, function: request.model, model: model, promptIDs: ids, maxTokens: request.maxTokens,
                               defaultMaxTokens: 16, sampling: request.sampling, stop: request.stop, stream: request.stream,
-                              includeUsage: request.includeUsage, created: created)
+                              includeUsage: request.includeUsage, created: created, ignoreEOS: request.ignoreEOS)
     }
 
     private func chat(_ body: [UInt8]) throws -> Generation {

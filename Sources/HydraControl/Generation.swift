@@ -27,7 +27,7 @@ struct Generation: Sendable {
     let id: String
 
     init(kind: Kind, function: String, model: ServedModel, promptIDs: [Int], maxTokens: Int?, defaultMaxTokens: Int?,
-         sampling: SamplingFields, stop: [String], stream: Bool, includeUsage: Bool, created: Int64) throws {
+         sampling: SamplingFields, stop: [String], stream: Bool, includeUsage: Bool, created: Int64, ignoreEOS: Bool = false) throws {
         guard !promptIDs.isEmpty else { throw ControlError(status: 400, "the prompt is empty") }
         if let vocabulary = model.tokenizer?.vocabularySize, let bad = promptIDs.first(where: { $0 < 0 || $0 >= vocabulary }) {
             throw ControlError(status: 400, "token id \(bad) is outside the vocabulary (0..<\(vocabulary))")
@@ -43,7 +43,7 @@ struct Generation: Sendable {
         self.model = model
         self.promptIDs = promptIDs
         parameters = Controller.Parameters(maxTokens: wanted, temperature: sampling.temperature, topP: sampling.topP, seed: sampling.seed,
-                                           stopIDs: model.stopTokens.sorted())
+                                           stopIDs: ignoreEOS ? [] : model.stopTokens.sorted())
         self.stop = stop
         self.stream = stream
         self.includeUsage = includeUsage

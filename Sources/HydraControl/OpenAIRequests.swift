@@ -16,8 +16,12 @@ struct CompletionRequest: Decodable {
     var stream: Bool
     var includeUsage: Bool
     var stop: [String]
+    /// vLLM's extension: generate to `max_tokens` even past the end-of-sequence token.
+    var ignoreEOS: Bool
 
-    enum CodingKeys: String, CodingKey { case model, prompt, maxTokens = "max_tokens", stream, streamOptions = "stream_options", stop }
+    enum CodingKeys: String, CodingKey {
+        case model, prompt, maxTokens = "max_tokens", stream, streamOptions = "stream_options", stop, ignoreEOS = "ignore_eos"
+    }
 
     init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -37,6 +41,7 @@ struct CompletionRequest: Decodable {
         stream = try container.decodeIfPresent(Bool.self, forKey: .stream) ?? false
         includeUsage = try container.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.includeUsage ?? false
         stop = try StopField.decode(container, key: .stop)
+        ignoreEOS = try container.decodeIfPresent(Bool.self, forKey: .ignoreEOS) ?? false
     }
 }
 

@@ -80,6 +80,11 @@ public final class EngineService: @unchecked Sendable {
     }
     private var maxRemaining = 0
     private var lastStepSeconds = 0.0
+    private var running = 0
+
+    /// Requests the engine holds now (running or waiting for KV blocks): 0 once every stream
+    /// ended — finished, failed, or cancelled by its caller.
+    public var runningRequests: Int { condition.withLock { running } }
 
     public func shutdown() {
         condition.withLock { stopped = true; condition.signal() }
@@ -92,7 +97,9 @@ public final class EngineService: @unchecked Sendable {
     private func loop() {
         var first = true
         while true {
+            let live = streams.count
             let (arrivals, cancellations, stop): ([(Engine.Request, Events.Continuation, Int)], [Int], Bool) = condition.withLock {
+                running = live
                 while inbox.isEmpty && cancelled.isEmpty && !stopped && !engine.hasWork && pendingSwitch == nil { condition.wait() }
                 defer { inbox = []; cancelled = [] }
                 return (inbox, cancelled, stopped)
@@ -116,6 +123,8 @@ public final class EngineService: @unchecked Sendable {
                 streams.removeValue(forKey: id)
             }
             runPendingSwitch()
+            let admitted = streams.count
+            condition.withLock { running = admitted }
             guard engine.hasWork else { continue }
             if !engine.admitsNewSequences && engine.liveSequences.isEmpty { continue }  // drained; the switch runs next
             let events: [Engine.Event]
@@ -146,6 +155,8 @@ public final class EngineService: @unchecked Sendable {
                     ticketToSequence = ticketToSequence.filter { $0.value != event.sequence }
                 }
             }
+            let left = streams.count
+            condition.withLock { running = left }
         }
     }
 

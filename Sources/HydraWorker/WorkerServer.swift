@@ -73,6 +73,8 @@ public final class WorkerServer: @unchecked Sendable {
         var pp: Int
         var phase: String
         var error: String?
+        /// Requests the engine holds (stage 0 of a ready worker).
+        var running: Int?
         var timeline: [StartupTimeline.Mark]
     }
 
@@ -90,7 +92,7 @@ public final class WorkerServer: @unchecked Sendable {
             var status = Status(model: model, stage: stage, pp: pp, phase: "starting", timeline: timeline.all)
             switch phase.value {
             case .starting: break
-            case .ready: status.phase = "ready"
+            case .ready(let service): status.phase = "ready"; status.running = service?.runningRequests
             case .failed(let message): status.phase = "failed"; status.error = message
             }
             return try Self.json(status)

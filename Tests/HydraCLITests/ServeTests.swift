@@ -222,3 +222,24 @@ struct ServedEndpoint {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
+
+extension ServeTests {
+    @Test func aClientThatHangsUpCancelsItsRequestInTheWorker() throws {
+        let served = try ServedEndpoint(["--max-pp", "1"])
+        defer { served.stop() }
+        _ = try served.post("/v1/chat/completions", ServedEndpoint.chat("Hi", maxTokens: 2))  // warm
+        let endpoint = try #require(served.instances().first?["endpoints"].flatMap { if case .array(let list) = $0 { list.first?.stringValue } else { nil } })
+        // 1000 tokens take SmolLM2 over 10 s here: a request still held after 3 s was not cancelled.
+        let request = "{\"model\": \"\(ServedEndpoint.model)\", \"prompt\": \"Once upon a time\", \"max_tokens\": 1000, \"ignore_eos\": true, \"temperature\": 0, \"stream\": true}"
+        let running = LockedBox<Int?>(nil)
+        _ = try HTTPClient(timeoutSeconds: 60).post(served.base + "/v1/completions", json: Array(request.utf8)) { piece in
+            guard String(decoding: piece, as: UTF8.self).contains("\"text\"") else { return true }
+            running.value = (try? WorkerClient(endpoint: endpoint).status())?["running"]?.intValue
+            return false  // hang up after the first token
+        }
+        #expect(running.value == 1, "the worker held the request while it streamed")
+        // The endpoint notices, the worker cancels the sequence and frees its KV blocks.
+        try served.wait("the worker to drop the request", seconds: 3) { try WorkerClient(endpoint: endpoint).status()["running"]?.intValue == 0 }
+        try served.wait("the cancellation to be counted", seconds: 10) { try served.metric("hydra_requests_total", ["outcome=\"cancelled\""]) == 1 }
+    }
+}
