@@ -82,6 +82,6 @@ let package = Package(
         .testTarget(name: "HydraWorkerTests", dependencies: ["HydraWorker", "HydraTestSupport"]),
         .testTarget(name: "HydraControlTests", dependencies: ["HydraControl"]),
         // Runs the built `hydra` binary; depends on it so `swift test` builds it first.
-        .testTarget(name: "HydraCLITests", dependencies: ["hydra", "HydraWorker"]),
+        .testTarget(name: "HydraCLITests", dependencies: ["hydra", "HydraWorker", "HydraControl", "HydraTestSupport"]),
     ]
 )

@@ -27,12 +27,14 @@ public struct BackendInstance: Sendable {
     public var endpoints: [String]
     public var endpoint: String { endpoints[0] }
     /// The stages' process ids where the backend runs processes on this machine.
-    public var processIDs: [Int32]
+    public var processIDs: [Int32] = []
+    /// The stages' pod names where the backend runs pods.
+    public var podNames: [String] = []
     let pipeline: LocalCluster.Pipeline?
 
-    public init(endpoints: [String]) {
+    public init(endpoints: [String], podNames: [String] = []) {
         self.endpoints = endpoints
-        processIDs = []
+        self.podNames = podNames
         pipeline = nil
     }
 

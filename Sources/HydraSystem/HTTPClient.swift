@@ -133,9 +133,18 @@ public final class HTTPClient {
         return response
     }
 
-    private func perform(_ url: String, range: ClosedRange<Int>?, sink: Sink, postBody: UnsafeRawBufferPointer? = nil) throws -> Int {
+    /// DELETE `url` (a Kubernetes object).
+    public func delete(_ url: String) throws -> Response {
+        let sink = Sink()
+        let status = try perform(url, range: nil, sink: sink, method: "DELETE")
+        return Response(status: status, body: sink.bytes)
+    }
+
+    private func perform(_ url: String, range: ClosedRange<Int>?, sink: Sink, postBody: UnsafeRawBufferPointer? = nil,
+                         method: String? = nil) throws -> Int {
         curl_easy_reset(handle)
         chydra_curl_set_string(handle, CURLOPT_URL, url)
+        if let method { chydra_curl_set_string(handle, CURLOPT_CUSTOMREQUEST, method) }
         var extraHeaders: [String] = []
         if let postBody {
             chydra_curl_set_long(handle, CURLOPT_POST, 1)

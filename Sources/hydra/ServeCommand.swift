@@ -41,6 +41,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Only these entries (comma-separated; default: every entry in the store).") var models: String?
     @Option(help: "Folder for sockets and logs (default: a new one per run).")
     var workDir: String = NSTemporaryDirectory() + "hydra-serve-\(getpid())"
+    @Option(help: "Where workers run: local (processes on emulated nodes on this machine) or kubernetes (pods).")
+    var backend: String = "local"
+    @Option(name: .customLong("k8s-api"), help: "API server URL (default: the pod's in-cluster config).") var k8sAPI: String?
+    @Option(name: .customLong("k8s-token-file"), help: "Bearer token for --k8s-api.") var k8sTokenFile: String?
+    @Option(name: .customLong("k8s-ca-file"), help: "CA certificate of --k8s-api.") var k8sCAFile: String?
+    @OptionGroup var kubernetes: KubernetesOptions
 
     func validate() throws {
         _ = try WorkerCommand.address(listen)
@@ -50,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let nodes, nodes < 1 { throw ValidationError("--nodes must be positive") }
         if let maxPP, maxPP < 1 { throw ValidationError("--max-pp must be positive") }
         if let keepAlive, keepAlive < 0 { throw ValidationError("--keep-alive must not be negative") }
+        guard backend == "local" || backend == "kubernetes" else { throw ValidationError("--backend must be local or kubernetes") }
     }
 
     /// The file's configuration with this command's options applied.
@@ -88,21 +95,16 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let largest = served.map(\.wholeBytes).max() ?? 0
-        var clusterConfiguration = LocalCluster.Configuration(executable: ChildProcess.selfPath, storeRoot: store, workDirectory: workDir)
-        clusterConfiguration.nodes = configuration.cluster.nodes
-        clusterConfiguration.nicGigabitsPerSecond = configuration.cluster.nicGbps
-        clusterConfiguration.cacheCapacityGiB = max(1, 2 * Double(served.map(\.wholeBytes).reduce(0, +)) / Double(1 << 30))
-        Terminal.note("starting a store server and \(configuration.cluster.nodes) emulated nodes (\(configuration.cluster.nicGbps) Gbit/s, \(configuration.cluster.nodeMemoryGiB) GiB each); logs in \(workDir)")
-        let cluster: LocalCluster
-        do { cluster = try LocalCluster(configuration: clusterConfiguration) } catch {
+        let backend: any ClusterBackend
+        do { backend = try makeBackend(configuration, served: served, logger: logger) } catch {
             Terminal.error("\(error)")
             throw ExitCode(1)
         }
-        let backend = LocalBackend(cluster: cluster, nodeMemoryBytes: Int(configuration.cluster.nodeMemoryGiB * Double(1 << 30)))
-        if Double(largest) > configuration.cluster.nodeMemoryGiB * Double(1 << 30) {
+        if backend.nodes.allSatisfy({ $0.freeMemoryBytes < largest }) {
             Terminal.note("note: the largest model (\(formatBytes(largest))) does not fit one node: its pipelines will not consolidate")
         }
-        let controller = Controller(models: served, backend: backend, constants: .localCluster, logger: logger)
+        let constants: ColdStartPlanner.Constants = self.backend == "local" ? .localCluster : .init()
+        let controller = Controller(models: served, backend: backend, constants: constants, logger: logger)
         await controller.start()
         let (host, port) = try WorkerCommand.address(listen)
         let app = Endpoint(controller: controller).application(host: host, port: port, logger: logger) { bound in
@@ -110,6 +112,28 @@ struct ServeCommand: AsyncParsableCommand {
         }
         do { try await app.runService() } catch { Terminal.error("\(error)") }
         await controller.shutdown()
+    }
+}
+
+extension ServeCommand {
+    func makeBackend(_ configuration: ServeConfiguration, served: [ServedModel], logger: Logger) throws -> any ClusterBackend {
+        if backend == "kubernetes" {
+            let connection = try k8sAPI.map { api in
+                KubernetesBackend.Connection(apiServer: api, token: try k8sTokenFile.map { try String(contentsOfFile: $0, encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines) }, caFile: k8sCAFile)
+            } ?? KubernetesBackend.Connection.inCluster()
+            let manifests = kubernetes.manifests
+            try manifests.validate()
+            Terminal.note("using the Kubernetes API at \(connection.apiServer), namespace \(manifests.namespace)")
+            return try KubernetesBackend(connection: connection, manifests: manifests, defaultNICGbps: configuration.cluster.nicGbps, logger: logger)
+        }
+        var clusterConfiguration = LocalCluster.Configuration(executable: ChildProcess.selfPath, storeRoot: store, workDirectory: workDir)
+        clusterConfiguration.nodes = configuration.cluster.nodes
+        clusterConfiguration.nicGigabitsPerSecond = configuration.cluster.nicGbps
+        clusterConfiguration.cacheCapacityGiB = max(1, 2 * Double(served.map(\.wholeBytes).reduce(0, +)) / Double(1 << 30))
+        Terminal.note("starting a store server and \(configuration.cluster.nodes) emulated nodes (\(configuration.cluster.nicGbps) Gbit/s, \(configuration.cluster.nodeMemoryGiB) GiB each); logs in \(workDir)")
+        let cluster = try LocalCluster(configuration: clusterConfiguration)
+        return LocalBackend(cluster: cluster, nodeMemoryBytes: Int(configuration.cluster.nodeMemoryGiB * Double(1 << 30)))
     }
 }
 
