@@ -80,7 +80,7 @@ let package = Package(
         ),
         .testTarget(name: "HydraStoreTests", dependencies: ["HydraStore", "HydraTestSupport"]),
         .testTarget(name: "HydraWorkerTests", dependencies: ["HydraWorker", "HydraTestSupport"]),
-        .testTarget(name: "HydraControlTests", dependencies: ["HydraControl"]),
+        .testTarget(name: "HydraControlTests", dependencies: ["HydraControl", "HydraFormat"]),
         // Runs the built `hydra` binary; depends on it so `swift test` builds it first.
         .testTarget(name: "HydraCLITests", dependencies: ["hydra", "HydraWorker", "HydraControl", "HydraTestSupport"]),
     ]

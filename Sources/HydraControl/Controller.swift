@@ -62,8 +62,16 @@ public actor Controller {
     private var scaler: Autoscaler
     private var planner: ColdStartPlanner
     private var instances: [Int: InstanceRecord] = [:]
-    /// Requests waiting for an instance: their function and who to tell.
-    private var waiting: [Int: (function: String, continuation: CheckedContinuation<Dispatch, Error>)] = [:]
+    /// A request waiting for an instance: its function, when it first arrived, who to tell.
+    struct Waiter {
+        var function: String
+        var since: Double
+        var continuation: CheckedContinuation<Dispatch, Error>
+    }
+
+    private var waiting: [Int: Waiter] = [:]
+    /// Requests the autoscaler sent to an instance whose start is not carried out yet.
+    private var parked: [Int: [(request: Int, entry: Waiter, cold: Bool)]] = [:]
     private var nextRequest = 0
     private var monitor: Task<Void, Never>?
     /// The latest cold starts, oldest first (bounded).
@@ -161,7 +169,7 @@ public actor Controller {
             do {
                 dispatch = try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { continuation in
-                        waiting[id] = (function, continuation)
+                        waiting[id] = Waiter(function: function, since: started, continuation: continuation)
                         apply(scaler.arrive(request: id, function: function, now: Self.now(), retry: attempt > 1, since: started))
                     }
                 } onCancel: {
@@ -248,11 +256,12 @@ public actor Controller {
                 }
                 if let record = instances[id] {
                     entry.continuation.resume(returning: Dispatch(instance: id, backend: record.backend, cold: cold))
+                } else if scaler.instances[id] != nil {
+                    // Its start is still to be carried out (later in an enclosing action list).
+                    parked[id, default: []].append((request, entry, cold))
                 } else {
                     // Its instance could not be started: the request waits for the next one.
-                    waiting[request] = entry
-                    apply(scaler.finished(request: request, now: Self.now()))
-                    apply(scaler.arrive(request: request, function: entry.function, now: Self.now(), retry: true))
+                    requeue(request, entry)
                 }
             case .stop(let id):
                 if let record = instances.removeValue(forKey: id) {
@@ -266,7 +275,27 @@ public actor Controller {
         refreshGauges()
     }
 
+    /// A request whose instance could not be started goes back to the head of its queue.
+    private func requeue(_ request: Int, _ entry: Waiter) {
+        waiting[request] = entry
+        apply(scaler.finished(request: request, now: Self.now()))
+        apply(scaler.arrive(request: request, function: entry.function, now: Self.now(), retry: true, since: entry.since))
+    }
+
+    /// Requests dispatched to `id` before its start was carried out: sent now, or requeued.
+    private func releaseParked(_ id: Int) {
+        guard let requests = parked.removeValue(forKey: id) else { return }
+        for (request, entry, cold) in requests {
+            if let record = instances[id] {
+                entry.continuation.resume(returning: Dispatch(instance: id, backend: record.backend, cold: cold))
+            } else {
+                requeue(request, entry)
+            }
+        }
+    }
+
     private func startInstance(_ id: Int, function: String, queueSeconds: Double) {
+        defer { releaseParked(id) }
         guard let model = models[function] else { return }
         let now = Self.now()
         guard let plan = planner.plan(model.plannerModel(function), queueSeconds: queueSeconds, now: now) else {

@@ -21,6 +21,11 @@ public final class LocalBackend: ClusterBackend, @unchecked Sendable {
             guard let index = nodes.firstIndex(where: { $0.name == name }) else { throw ControlError(status: 500, "no node named \(name)") }
             return index
         }
+        // The node caches start fetching before the workers exist (DESIGN.md §1.2): the
+        // workers' processes start, and their runtimes initialise, while the chunks arrive.
+        for (stage, node) in placement.enumerated() {
+            _ = try? NodeCacheClient.prefetch(socketPath: cluster.cacheSocket(node), order: CacheOrder(model: entry, stage: stage, pp: plan.pp))
+        }
         let pipeline = try cluster.launch(model: entry, pp: plan.pp, nodes: placement, kvCacheMiB: kvCacheMiB,
                                           fullMemory: plan.stage0FullMemory ? [0] : [])
         return BackendInstance(pipeline: pipeline)

@@ -243,3 +243,48 @@ extension ServeTests {
         try served.wait("the cancellation to be counted", seconds: 10) { try served.metric("hydra_requests_total", ["outcome=\"cancelled\""]) == 1 }
     }
 }
+
+extension ServeTests {
+    @Test func aConfigFileSetsPerModelSettingsAndReplicasAreSeparateFunctions() throws {
+        let config = NSTemporaryDirectory() + "hydra-serve-config-\(UUID().uuidString.prefix(8)).json"
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        try #"{"cluster": {"nodes": 2, "nic_gbps": 8}, "models": {"SmolLM2-135M-Instruct": {"replicas": 2, "ttft_slo_seconds": 30, "max_concurrency": 4}}}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let served = try ServedEndpoint(["--config", config])
+        defer { served.stop() }
+        let names: [String] = if case .array(let list)? = try served.json("/v1/models")["data"] { list.compactMap { $0["id"]?.stringValue } } else { [] }
+        #expect(names == [ServedEndpoint.model, ServedEndpoint.model + "/0", ServedEndpoint.model + "/1"])
+        let answer = try served.post("/v1/chat/completions", ServedEndpoint.chat("What is the capital of France?", maxTokens: 8, model: ServedEndpoint.model + "/1"))
+        #expect(answer.status == 200 && answer.body.contains("Paris") && answer.body.contains("\"model\":\"SmolLM2-135M-Instruct\\/1\""), "\(answer.body)")
+        // Replica 1 got its own instance; replica 0 and the bare name have none.
+        #expect(try served.instances().compactMap { $0["model"]?.stringValue } == [ServedEndpoint.model + "/1"])
+        let bad = NSTemporaryDirectory() + "hydra-serve-bad-\(UUID().uuidString.prefix(8)).json"
+        defer { try? FileManager.default.removeItem(atPath: bad) }
+        try #"{"models": {"SmolLM2-135M-Instruct": {"max_pp": 0}}}"#.write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try HydraProcess.run(["serve", "--store", ServedEndpoint.store, "--config", bad, "--listen", "127.0.0.1:1"])
+        #expect(refused.status != 0 && refused.stderr.contains("max_pp"), "\(refused.stderr)")
+    }
+
+    @Test func aNodeCacheThatDiesIsRestartedAndTheNextColdStartServed() throws {
+        let served = try ServedEndpoint(["--nodes", "1", "--max-pp", "1", "--keep-alive", "0"])
+        defer { served.stop() }
+        let socket = served.root + "/cache-0.sock"
+        let cache = try #require(Self.pid(matching: socket), "no node cache on \(socket)")
+        kill(cache, SIGKILL)
+        try served.wait("the node cache to come back", seconds: 10) { Self.pid(matching: socket).map { $0 != cache } ?? false }
+        let answer = try served.post("/v1/chat/completions", ServedEndpoint.chat("What is the capital of France?", maxTokens: 8))
+        #expect(answer.status == 200 && answer.body.contains("Paris"), "\(answer.body)\n\(served.log.suffix(1500))")
+        #expect(served.log.contains("node cache 0 had died"))
+    }
+
+    /// The pid of the process this test's server started whose command line contains `text`.
+    static func pid(matching text: String) -> Int32? {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let pid = Int32(entry), let line = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            let words = String(decoding: line, as: UTF8.self).split(separator: "\0")
+            if words.contains(where: { $0 == "cache" }) && words.contains(where: { $0.contains(text) }) { return pid }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import HydraFormat
+@testable import HydraControl
+
+/// The controller driven through a backend that never has room: every start fails to place.
+@Suite struct ControllerTests {
+    final class FullBackend: ClusterBackend, @unchecked Sendable {
+        let nodes = [ColdStartPlanner.Node(name: "n0", nicBytesPerSecond: 1e9, freeMemoryBytes: 0)]
+        func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int) throws -> BackendInstance {
+            Issue.record("nothing fits: no start should reach the backend")
+            throw ControlError(status: 500, "unreachable")
+        }
+        func isAlive(_ instance: BackendInstance, consolidated: Bool) -> Bool { false }
+        func stop(_ instance: BackendInstance) {}
+        func cachedChunks() -> [String: Set<String>] { [:] }
+        func heal() -> [String] { [] }
+        func shutdown() {}
+    }
+
+    static func model() throws -> ServedModel {
+        let root = NSTemporaryDirectory() + "hydra-controller-" + UUID().uuidString.prefix(8)
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/tiny/llama3-tiny").path
+        _ = try Converter.convert(try Converter.loadSource(fixtures), into: StoreDirectory(root: root), options: ConvertOptions(name: "m"))
+        var settings = ServedModel.Settings()
+        settings.maxConcurrency = 4
+        settings.maxInstances = 3
+        settings.kvCacheMiB = 4
+        return try ServedModel(entry: StoreEntry(store: StoreDirectory(root: root), name: "m"), settings: settings)
+    }
+
+    /// A burst larger than one instance takes, while starts keep failing: the requests wait,
+    /// retries are spaced, and each fails with 503 at its queue time-out. Nine requests at
+    /// concurrency 4 make three starts in one action list (4 + 4 + 1); when the first fails, its
+    /// requests must not be sent to the third, whose start is still to come — that once recursed
+    /// until the stack overflowed (this test then crashes with SIGSEGV).
+    @Test func requestsNoNodeCanTakeWaitThenFailClearly() async throws {
+        let controller = Controller(models: [try Self.model()], backend: FullBackend(), queueTimeoutSeconds: 2.5)
+        await controller.start()
+        let started = Date()
+        let outcomes = try await withThrowingTaskGroup(of: Int?.self) { group in
+            for _ in 0..<9 {
+                group.addTask {
+                    do {
+                        for try await _ in controller.generate(function: "m", promptIDs: [1, 2, 3], parameters: .init(maxTokens: 2)) {}
+                        return nil
+                    } catch let error as ControlError { return error.status }
+                }
+            }
+            return try await group.reduce(into: [Int?]()) { $0.append($1) }
+        }
+        #expect(outcomes.count == 9 && outcomes.allSatisfy { $0 == 503 }, "\(outcomes)")
+        #expect(Date().timeIntervalSince(started) < 10)
+        let (instances, depth) = (await controller.status(), await controller.queueDepth("m"))
+        #expect(instances.isEmpty && depth == 0)
+        await controller.shutdown()
+    }
+}
