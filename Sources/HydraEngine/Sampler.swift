@@ -21,12 +21,12 @@ public struct SamplingParameters: Sendable, Equatable {
     }
 }
 
-/// A small, fast, seedable generator (SplitMix64), so sampling is reproducible.
-struct SeededGenerator: RandomNumberGenerator {
+/// A small, fast, seedable generator (SplitMix64), so sampling (and a benchmark's workload) is reproducible.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// The whole generator: copying it moves a sequence's sampling to another worker exactly.
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

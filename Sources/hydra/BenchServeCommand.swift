@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import HydraEngine
 import HydraFormat
 import HydraSystem
 import HydraWorker
@@ -114,7 +115,7 @@ struct BenchServeCommand: ParsableCommand {
     /// each to the f16 and f32 models in four bursts, spaced by a quarter of the duration and
     /// offset from each other.
     func workload() -> [Arrival] {
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var arrivals: [Arrival] = []
         let steady = requests * 4 / 10
         let bursty = (requests - steady) / 2
@@ -221,17 +222,8 @@ func percentile(_ values: [Double], _ fraction: Double) -> Double {
     return sorted[min(sorted.count - 1, max(0, Int((fraction * Double(sorted.count)).rounded(.up)) - 1))]
 }
 
-/// A small seeded generator (SplitMix64): the same workload on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The workload's draws: the engine's seeded generator, so every run asks the same.
+extension SeededGenerator {
     mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
     mutating func index(_ count: Int) -> Int { Int(next() % UInt64(count)) }
 }
