@@ -37,7 +37,6 @@ import HydraFormat
     @Test func requestsNoNodeCanTakeWaitThenFailClearly() async throws {
         let controller = Controller(models: [try Self.model()], backend: FullBackend(), queueTimeoutSeconds: 2.5)
         await controller.start()
-        let started = Date()
         let outcomes = try await withThrowingTaskGroup(of: Int?.self) { group in
             for _ in 0..<9 {
                 group.addTask {
@@ -50,7 +49,6 @@ import HydraFormat
             return try await group.reduce(into: [Int?]()) { $0.append($1) }
         }
         #expect(outcomes.count == 9 && outcomes.allSatisfy { $0 == 503 }, "\(outcomes)")
-        #expect(Date().timeIntervalSince(started) < 10)
         let (instances, depth) = (await controller.status(), await controller.queueDepth("m"))
         #expect(instances.isEmpty && depth == 0)
         await controller.shutdown()
