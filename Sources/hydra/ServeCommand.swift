@@ -43,7 +43,9 @@ struct ServeCommand: AsyncParsableCommand {
     var workDir: String = NSTemporaryDirectory() + "hydra-serve-\(getpid())"
     @Option(help: "Where workers run: local (processes on emulated nodes on this machine) or kubernetes (pods).")
     var backend: String = "local"
-    @Option(name: .customLong("k8s-api"), help: "API server URL (default: the pod's in-cluster config).") var k8sAPI: String?
+    @Option(help: "kubeconfig whose current context reaches the cluster (default: $KUBECONFIG; else the pod's in-cluster config).")
+    var kubeconfig: String?
+    @Option(name: .customLong("k8s-api"), help: "API server URL (instead of a kubeconfig).") var k8sAPI: String?
     @Option(name: .customLong("k8s-token-file"), help: "Bearer token for --k8s-api.") var k8sTokenFile: String?
     @Option(name: .customLong("k8s-ca-file"), help: "CA certificate of --k8s-api.") var k8sCAFile: String?
     @OptionGroup var kubernetes: KubernetesOptions
@@ -118,10 +120,15 @@ struct ServeCommand: AsyncParsableCommand {
 extension ServeCommand {
     func makeBackend(_ configuration: ServeConfiguration, served: [ServedModel], logger: Logger) throws -> any ClusterBackend {
         if backend == "kubernetes" {
-            let connection = try k8sAPI.map { api in
-                KubernetesBackend.Connection(apiServer: api, token: try k8sTokenFile.map { try String(contentsOfFile: $0, encoding: .utf8)
-                    .trimmingCharacters(in: .whitespacesAndNewlines) }, caFile: k8sCAFile)
-            } ?? KubernetesBackend.Connection.inCluster()
+            let connection: KubernetesBackend.Connection
+            if let k8sAPI {
+                connection = KubernetesBackend.Connection(apiServer: k8sAPI, token: try k8sTokenFile.map {
+                    try String(contentsOfFile: $0, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) }, caFile: k8sCAFile)
+            } else if let path = kubeconfig ?? ProcessInfo.processInfo.environment["KUBECONFIG"] {
+                connection = try Kubeconfig.connection(path: path)
+            } else {
+                connection = try KubernetesBackend.Connection.inCluster()
+            }
             let manifests = kubernetes.manifests
             try manifests.validate()
             Terminal.note("using the Kubernetes API at \(connection.apiServer), namespace \(manifests.namespace)")
