@@ -1,12 +1,18 @@
 import Foundation
 import HydraFormat
 
-/// `hydra serve --config FILE`: the cluster to emulate and per-model settings. The file is
-/// JSON (which is also valid YAML 1.2), e.g.
+/// `hydra serve --config FILE`: the cluster to emulate and per-model settings, in YAML (or
+/// JSON), e.g.
 ///
-///     {"cluster": {"nodes": 4, "node_memory_gib": 8, "nic_gbps": 1},
-///      "defaults": {"keep_alive_seconds": 30, "ttft_slo_seconds": 5},
-///      "models": {"SmolLM2-135M-Instruct": {"ttft_slo_seconds": 2, "replicas": 2}}}
+///     cluster:
+///       nodes: 4
+///       nic_gbps: 1
+///     defaults:
+///       keep_alive_seconds: 30
+///     models:
+///       SmolLM2-135M-Instruct:
+///         ttft_slo_seconds: 2
+///         replicas: 2
 ///
 /// Models not listed under `models` are served with `defaults` when `serve_all` is true (the
 /// default); command-line options override the file.
@@ -47,7 +53,14 @@ public struct ServeConfiguration: Sendable, Decodable {
 
     public static func load(_ path: String) throws -> ServeConfiguration {
         guard let data = FileManager.default.contents(atPath: path) else { throw ControlError(status: 400, "\(path): cannot read the configuration") }
-        do { return try JSONDecoder().decode(ServeConfiguration.self, from: data) } catch {
+        do {
+            // JSON as it is; anything else is read as YAML.
+            let json = (try? JSONValue.parse(Array(data), file: path)) != nil ? data
+                : Data(try YAMLReader.parse(String(decoding: data, as: UTF8.self), file: path, typed: true).encoded())
+            return try JSONDecoder().decode(ServeConfiguration.self, from: json)
+        } catch let error as ControlError {
+            throw error
+        } catch {
             throw ControlError(status: 400, "\(path): \(describe(error))")
         }
     }

@@ -24,14 +24,14 @@ struct ServeCommand: AsyncParsableCommand {
         Endpoints: POST /v1/completions, POST /v1/chat/completions (stream or not), GET /v1/models, \
         POST / (the original HydraServe form: {"id", "model", "prompt", "stream"}), GET /healthz, \
         GET /metrics (Prometheus), GET /v1/instances. Models are named as in the store; with \
-        replicas, NAME/0, NAME/1, … are separate functions. --config takes a JSON file (see \
-        docs/serving.md); options given here override it.
+        replicas, NAME/0, NAME/1, … are separate functions. --config takes a YAML (or JSON) file \
+        (see docs/serving.md); options given here override it.
         """
     )
 
     @Option(help: "Store directory.") var store: String = "store"
     @Option(help: "Address to listen on (HOST:PORT).") var listen: String = "127.0.0.1:8000"
-    @Option(help: "Cluster and per-model settings (JSON).") var config: String?
+    @Option(help: "Cluster and per-model settings (YAML or JSON; see docs/serving.md).") var config: String?
     @Option(help: "Emulated nodes.") var nodes: Int?
     @Option(name: .customLong("node-memory-gib"), help: "Device memory of every emulated node, GiB.") var nodeMemoryGiB: Double?
     @Option(name: .customLong("nic-gbps"), help: "Emulated link of every node, Gbit/s.") var nicGbps: Double?

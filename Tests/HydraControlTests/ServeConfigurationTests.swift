@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+@testable import HydraControl
+
+@Suite struct ServeConfigurationTests {
+    func load(_ text: String) throws -> ServeConfiguration {
+        let path = NSTemporaryDirectory() + "hydra-cluster-\(UUID().uuidString.prefix(8)).yaml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return try ServeConfiguration.load(path)
+    }
+
+    @Test func aYAMLClusterFileSetsTheClusterDefaultsAndModels() throws {
+        let configuration = try load("""
+        # four emulated nodes
+        cluster:
+          nodes: 4
+          node_memory_gib: 12.5
+          nic_gbps: 0.25
+        defaults:
+          keep_alive_seconds: 10
+        models:
+          SmolLM2-135M-Instruct:
+            ttft_slo_seconds: 2
+            replicas: 2
+          "opt-125m":
+            max_pp: 1
+        serve_all: false
+        """)
+        #expect(configuration.cluster.nodes == 4 && configuration.cluster.nodeMemoryGiB == 12.5 && configuration.cluster.nicGbps == 0.25)
+        #expect(configuration.defaults.keepAliveSeconds == 10 && configuration.defaults.ttftSLOSeconds == 5)
+        #expect(configuration.models["SmolLM2-135M-Instruct"]?.replicas == 2 && configuration.models["SmolLM2-135M-Instruct"]?.ttftSLOSeconds == 2)
+        #expect(configuration.models["opt-125m"]?.maxPP == 1 && !configuration.serveAll)
+        // The same file as JSON reads the same.
+        let json = try load(#"{"cluster": {"nodes": 4, "node_memory_gib": 12.5, "nic_gbps": 0.25}, "serve_all": false}"#)
+        #expect(json.cluster.nodeMemoryGiB == 12.5 && !json.serveAll)
+    }
+
+    @Test func badFilesNameTheirProblem() throws {
+        #expect { try load("cluster:\n  nodes: four\n") } throws: { ($0 as? ControlError)?.message.contains("nodes") == true }
+        #expect { try load("cluster nodes 4\n") } throws: { ($0 as? ControlError)?.message.contains(":1:") == true }
+        let zero = try load("defaults:\n  max_pp: 0\n")
+        #expect(throws: ControlError.self) { try zero.validate() }
+    }
+}
