@@ -1,6 +1,5 @@
 import Foundation
 import HydraFormat
-import HydraWorker
 import HTTPTypes
 import Hummingbird
 import NIOCore
