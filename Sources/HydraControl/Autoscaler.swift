@@ -20,7 +20,7 @@ public struct Autoscaler: Sendable {
         }
     }
 
-    public enum Phase: String, Sendable, CaseIterable {
+    public enum Phase: String, Sendable {
         /// Started; its first token has not come yet.
         case starting
         case ready

@@ -26,9 +26,7 @@ extension Controller {
 
     public func status() -> [InstanceStatus] {
         instances.sorted { $0.key < $1.key }.map { id, record in
-            let state = record.firstTokenSeconds == nil ? "starting"
-                : record.consolidation == .running ? "consolidating" : record.consolidation == .done ? "consolidated" : "ready"
-            return InstanceStatus(id: id, model: record.function, state: state, pp: record.plan.pp, nodes: record.plan.nodes,
+            InstanceStatus(id: id, model: record.function, state: record.state, pp: record.plan.pp, nodes: record.plan.nodes,
                                   predictedTTFTSeconds: record.plan.predictedTTFTSeconds, meetsSLO: record.plan.meetsSLO,
                                   endpoints: record.backend.endpoints, pids: record.backend.processIDs, inFlight: scaler.instances[id]?.inFlight ?? 0,
                                   coldStartSeconds: record.firstTokenSeconds.map { $0 - record.startedSeconds }, timelines: record.timelines)

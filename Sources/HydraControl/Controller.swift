@@ -38,11 +38,22 @@ public actor Controller {
         var queueSeconds: Double
         var firstTokenSeconds: Double?
         var consolidation = Consolidation.none
-        var reservationsHeld: Bool = true
         /// The link stage 0 holds while consolidation fetches the rest of the model.
         var consolidationReservation: Int?
         /// Each stage's start-up timeline (event → seconds since its process started), read at the first token.
         var timelines: [[String: Double]] = []
+
+        /// What `/v1/instances` and the `hydra_instances` gauge call it.
+        var state: String {
+            if firstTokenSeconds == nil { return "starting" }
+            switch consolidation {
+            case .running: return "consolidating"
+            case .done: return "consolidated"
+            case .none, .failed: return "ready"
+            }
+        }
+
+        static let states = ["starting", "ready", "consolidating", "consolidated"]
     }
 
     struct Dispatch: Sendable {
@@ -323,7 +334,6 @@ public actor Controller {
         // and their nodes' caches hold those chunks.
         record.plan.reservations.forEach { planner.release($0) }
         for (stage, node) in record.plan.nodes.enumerated() { planner.noteCached(record.model.stageChunks[record.plan.pp]?[stage] ?? [], on: node) }
-        record.reservationsHeld = false
         coldStarts.append(ColdStart(instance: id, model: record.function, pp: record.plan.pp, nodes: record.plan.nodes,
                                     predictedSeconds: record.plan.predictedTTFTSeconds, queueSeconds: record.queueSeconds,
                                     measuredSeconds: now - record.startedSeconds + record.queueSeconds, meetsSLO: record.plan.meetsSLO,
@@ -405,7 +415,8 @@ public actor Controller {
 
     /// Stops the workers (off the pool: stopping waits for them) and returns their memory and links.
     private func release(_ record: InstanceRecord) {
-        if record.reservationsHeld { record.plan.reservations.forEach { planner.release($0) } }
+        // Its stages' reservations end with their fetches, at the first token.
+        if record.firstTokenSeconds == nil { record.plan.reservations.forEach { planner.release($0) } }
         if let reservation = record.consolidationReservation { planner.release(reservation) }
         returnResources(plan: record.plan, model: record.model, consolidated: record.consolidation == .done)
         let backend = backend
@@ -447,16 +458,9 @@ public actor Controller {
     private func refreshGauges() {
         for function in scaler.functions {
             metrics.set("hydra_queue_depth", ["model": function], to: Double(scaler.queueDepth(function)))
-            let live = instances.filter { $0.value.function == function }
-            for state in ["starting", "ready", "consolidating", "consolidated"] {
-                let count = live.values.filter { record in
-                    switch state {
-                    case "starting": record.firstTokenSeconds == nil
-                    case "consolidating": record.consolidation == .running
-                    case "consolidated": record.consolidation == .done
-                    default: record.firstTokenSeconds != nil && record.consolidation != .running && record.consolidation != .done
-                    }
-                }.count
+            let states = instances.values.filter { $0.function == function }.map(\.state)
+            for state in InstanceRecord.states {
+                let count = states.filter { $0 == state }.count
                 metrics.set("hydra_instances", ["model": function, "state": state], to: Double(count))
             }
         }

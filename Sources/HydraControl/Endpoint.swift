@@ -31,18 +31,8 @@ public final class Endpoint: Sendable {
             }
             return Self.json(.object(["object": .string("list"), "data": .array(data)]))
         }
-        router.get("/v1/instances") { [self] _, _ in
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let body = try encoder.encode(await controller.status())
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        }
-        router.get("/v1/cold-starts") { [self] _, _ in
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let body = try encoder.encode(await controller.coldStartHistory())
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        }
+        router.get("/v1/instances") { [self] _, _ in try Self.json(encoding: await controller.status()) }
+        router.get("/v1/cold-starts") { [self] _, _ in try Self.json(encoding: await controller.coldStartHistory()) }
         router.post("/v1/completions") { [self] request, _ in await answer(request) { try completion($0) } }
         router.post("/v1/chat/completions") { [self] request, _ in await answer(request) { try chat($0) } }
         router.post("/") { [self] request, _ in await answer(request) { try original($0) } }
@@ -114,6 +104,12 @@ public final class Endpoint: Sendable {
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
         let bytes = (try? value.encoded()) ?? Array("{}".utf8)
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func json(encoding value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
     }
 
     static func errorObject(_ error: ControlError) -> JSONValue {

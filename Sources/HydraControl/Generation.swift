@@ -117,7 +117,7 @@ struct Generation: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
             var next = first
             var tokens = 0
-            if case .chat = kind { try await writer.write(event(chunk(delta: ["role": .string("assistant"), "content": .string("")], finishReason: nil))) }
+            if isChat { try await writer.write(event(chunk(delta: ["role": .string("assistant"), "content": .string("")], finishReason: nil))) }
             do {
                 while let piece = next {
                     tokens = piece.completionTokens
@@ -126,15 +126,7 @@ struct Generation: Sendable {
                     }
                     next = try await cursor.next()
                 }
-                if includeUsage, !isOriginal {
-                    var usageChunk = chunk(text: nil, finishReason: nil, completionTokens: tokens)
-                    if case .object(var fields) = usageChunk {
-                        fields["choices"] = .array([])
-                        fields["usage"] = usage(tokens)
-                        usageChunk = .object(fields)
-                    }
-                    try await writer.write(event(usageChunk))
-                }
+                if includeUsage, !isOriginal { try await writer.write(event(usageChunk(tokens))) }
             } catch let error as ControlError {
                 try await writer.write(event(Endpoint.errorObject(error)))
             } catch is CancellationError {
@@ -191,6 +183,14 @@ struct Generation: Sendable {
             return chunk(delta: text.map { ["content": .string($0)] } ?? [:], finishReason: finishReason)
         }
     }
+
+    /// OpenAI's last streamed chunk with `include_usage`: no choices, the counts.
+    func usageChunk(_ completionTokens: Int) -> JSONValue {
+        .object(["id": .string(id), "object": .string(isChat ? "chat.completion.chunk" : "text_completion"), "created": .int(created),
+                 "model": .string(function), "choices": .array([]), "usage": usage(completionTokens)])
+    }
+
+    var isChat: Bool { if case .chat = kind { true } else { false } }
 
     func chunk(delta: [String: JSONValue], finishReason: String?) -> JSONValue {
         .object(["id": .string(id), "object": .string("chat.completion.chunk"), "created": .int(created), "model": .string(function),

@@ -48,10 +48,6 @@ public final class Metrics: @unchecked Sendable {
         }
     }
 
-    public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
-        lock.withLock { values[Series(name: name, labels: labels)] }
-    }
-
     /// The exposition text.
     public func render() -> String {
         lock.withLock {

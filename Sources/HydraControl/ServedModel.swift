@@ -59,8 +59,6 @@ public struct ServedModel: Sendable {
     /// pp → bytes each stage fetches.
     public let stageBytes: [Int: [Int]]
     public let wholeBytes: Int
-    /// Bytes of device memory a worker holds besides its weights: its KV cache.
-    public var kvCacheBytes: Int { settings.kvCacheMiB << 20 }
 
     public init(entry: StoreEntry, settings: Settings) throws {
         try settings.validate(entry.manifest.name)

@@ -37,6 +37,7 @@ public final class LocalCluster: @unchecked Sendable {
 
     public let configuration: Configuration
     public let storeURL: String
+    private let storePort: Int
     private var store: SpawnedProcess
     private var caches: [SpawnedProcess?]
     private let healing = NSLock()
@@ -47,6 +48,7 @@ public final class LocalCluster: @unchecked Sendable {
         self.configuration = configuration
         try FileManager.default.createDirectory(atPath: configuration.workDirectory, withIntermediateDirectories: true)
         let port = try Self.freePort()
+        storePort = port
         storeURL = "http://127.0.0.1:\(port)"
         store = try Self.startStore(configuration, port: port)
         caches = Array(repeating: nil, count: configuration.nodes)
@@ -65,7 +67,7 @@ public final class LocalCluster: @unchecked Sendable {
         healing.lock(); defer { healing.unlock() }
         guard !stopped else { return [] }
         var restarted: [String] = []
-        if !store.isRunning, let port = Int(storeURL.split(separator: ":").last ?? ""), let process = try? Self.startStore(configuration, port: port) {
+        if !store.isRunning, let process = try? Self.startStore(configuration, port: storePort) {
             store = process
             if (try? Self.waitHTTP(storeURL + "/healthz", process: process, timeoutSeconds: 10)) != nil { restarted.append("store") }
         }
