@@ -97,7 +97,7 @@ public final class EngineService: @unchecked Sendable {
     private func loop() {
         var first = true
         while true {
-            let live = streams.count
+            let live = streams.count  // what the last step left (published before waiting)
             let (arrivals, cancellations, stop): ([(Engine.Request, Events.Continuation, Int)], [Int], Bool) = condition.withLock {
                 running = live
                 while inbox.isEmpty && cancelled.isEmpty && !stopped && !engine.hasWork && pendingSwitch == nil { condition.wait() }
@@ -155,8 +155,6 @@ public final class EngineService: @unchecked Sendable {
                     ticketToSequence = ticketToSequence.filter { $0.value != event.sequence }
                 }
             }
-            let left = streams.count
-            condition.withLock { running = left }
         }
     }
 
