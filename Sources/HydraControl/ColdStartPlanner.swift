@@ -51,6 +51,9 @@ public struct ColdStartPlanner: Sendable {
         /// Start-up each fetch already running adds, where all workers share one machine's
         /// cores and memory bus (the local backend; 0 on real nodes).
         public var busyFetchSeconds = 0.0
+        /// Whether workers initialise while their chunks arrive (HydraServe) or only after the
+        /// whole fetch (the fetch-then-start baseline, `hydra serve --startup fetch-then-start`).
+        public var overlapped = true
 
         public init(startupSeconds: Double = 0.1, runtimeInitSeconds: Double = 0.3, firstTokenSeconds: Double = 0.2,
                     extraStageSeconds: Double = 0, busyFetchSeconds: Double = 0) {
@@ -216,7 +219,8 @@ public struct ColdStartPlanner: Sendable {
         }.max() ?? 0
         let startup = constants.startupSeconds + Double(pp - 1) * constants.extraStageSeconds
             + Double(runningFetches(now: now)) * constants.busyFetchSeconds
-        let ttft = queueSeconds + startup + max(fetchSeconds, constants.runtimeInitSeconds) + constants.firstTokenSeconds
+        let loading = constants.overlapped ? max(fetchSeconds, constants.runtimeInitSeconds) : fetchSeconds + constants.runtimeInitSeconds
+        let ttft = queueSeconds + startup + loading + constants.firstTokenSeconds
         return Plan(pp: pp, nodes: placed.map(\.name), stage0FullMemory: stage0FullMemory, predictedTTFTSeconds: ttft,
                     meetsSLO: ttft <= model.ttftSLOSeconds, fetchBytes: fetch, reservations: [])
     }

@@ -37,6 +37,7 @@ public actor Controller {
         /// How long its first request had waited when it was planned (part of the predicted TTFT).
         var queueSeconds: Double
         var firstTokenSeconds: Double?
+        var firstTokenUnixSeconds: Double?
         var consolidation = Consolidation.none
         /// The link stage 0 holds while consolidation fetches the rest of the model.
         var consolidationReservation: Int?
@@ -66,6 +67,7 @@ public actor Controller {
     /// function name → its model.
     public nonisolated let models: [String: ServedModel]
     public nonisolated let metrics: Metrics
+    let eventLog: InstanceEventLog
     /// Attempts a request gets when instances fail under it before it produced a token.
     public let maxAttempts: Int
     let backend: any ClusterBackend
@@ -91,7 +93,8 @@ public actor Controller {
     private let healing = LockedBox(false)
 
     public init(models: [ServedModel], backend: any ClusterBackend, constants: ColdStartPlanner.Constants = .init(),
-                queueTimeoutSeconds: Double = 300, maxAttempts: Int = 3, logger: Logger = Logger(label: "hydra.controller")) {
+                queueTimeoutSeconds: Double = 300, maxAttempts: Int = 3, eventLog: InstanceEventLog = InstanceEventLog(),
+                logger: Logger = Logger(label: "hydra.controller")) {
         var byFunction: [String: ServedModel] = [:]
         var scaler = Autoscaler(queueTimeoutSeconds: queueTimeoutSeconds)
         for model in models {
@@ -107,6 +110,7 @@ public actor Controller {
         self.planner = ColdStartPlanner(nodes: backend.nodes, constants: constants)
         self.maxAttempts = maxAttempts
         self.logger = logger
+        self.eventLog = eventLog
         metrics = Metrics()
     }
 
@@ -129,6 +133,7 @@ public actor Controller {
     public func shutdown() async {
         monitor?.cancel()
         monitor = nil
+        for (id, record) in instances { logEvent(id, record, .stopped) }
         for entry in waiting.values { entry.continuation.resume(throwing: ControlError(status: 503, "the server is shutting down")) }
         waiting = [:]
         let backend = backend
@@ -277,6 +282,7 @@ public actor Controller {
             case .stop(let id):
                 if let record = instances.removeValue(forKey: id) {
                     logger.info("stopping instance \(id) of \(record.function): idle for its keep-alive")
+                    logEvent(id, record, .stopped)
                     release(record)
                 }
             case .fail(let request, let error):
@@ -316,6 +322,7 @@ public actor Controller {
         do {
             let started = try backend.start(entry: model.entryName, plan: plan, kvCacheMiB: model.settings.kvCacheMiB)
             instances[id] = InstanceRecord(function: function, model: model, plan: plan, backend: started, startedSeconds: now, queueSeconds: queueSeconds)
+            logEvent(id, instances[id]!, .started)
             metrics.increment("hydra_cold_starts_total", ["model": function, "pp": String(plan.pp)])
             metrics.increment("hydra_fetched_bytes_total", ["model": function], by: Double(plan.fetchBytes.reduce(0, +)))
             logger.info("cold-starting \(function) as instance \(id): pp=\(plan.pp) on \(plan.nodes.joined(separator: ", ")), predicted TTFT \(String(format: "%.2f", plan.predictedTTFTSeconds)) s (SLO \(model.settings.ttftSLOSeconds) s)")
@@ -330,6 +337,7 @@ public actor Controller {
         guard var record = instances[id], record.firstTokenSeconds == nil else { return }
         let now = Self.now()
         record.firstTokenSeconds = now
+        record.firstTokenUnixSeconds = InstanceEventLog.now()
         // The stages have fetched their bytes: their links are free for the next cold start,
         // and their nodes' caches hold those chunks.
         record.plan.reservations.forEach { planner.release($0) }
@@ -362,7 +370,9 @@ public actor Controller {
     }
 
     private func recordTimelines(_ id: Int, _ timelines: [[String: Double]]) {
+        guard let record = instances[id] else { return }
         instances[id]?.timelines = timelines
+        logEvent(id, record, .firstToken, at: record.firstTokenUnixSeconds ?? InstanceEventLog.now(), timelines: timelines)
     }
 
     /// Consolidates a pipeline into its stage 0 (DESIGN.md §1.3); the other stages exit and
@@ -382,6 +392,7 @@ public actor Controller {
             let stageBytes = record.model.stageBytes[record.plan.pp]!
             for (node, bytes) in zip(record.plan.nodes.dropFirst(), stageBytes.dropFirst()) { planner.returnMemory(bytes, on: node) }
             logger.info("consolidated instance \(id) of \(record.function) into one worker")
+            logEvent(id, record, .consolidated)
         } else {
             record.consolidation = .failed
             outcome = "failed"
@@ -391,6 +402,7 @@ public actor Controller {
             case .failure(let error): detail = "\(error)"
             }
             logger.warning("consolidating instance \(id) of \(record.function) failed (it keeps serving as a pipeline): \(detail)")
+            logEvent(id, record, .consolidationFailed)
         }
         instances[id] = record
         scaler.pin(instance: id, false, now: Self.now())
@@ -409,6 +421,7 @@ public actor Controller {
     private func lose(_ id: Int, reason: String) {
         guard let record = instances.removeValue(forKey: id) else { return }
         logger.warning("instance \(id) of \(record.function) is lost (\(reason)); replacing it")
+        logEvent(id, record, .lost)
         release(record)
         apply(scaler.lost(instance: id, now: Self.now()))
     }

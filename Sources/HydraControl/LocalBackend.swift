@@ -9,9 +9,12 @@ import HydraWorker
 public final class LocalBackend: ClusterBackend, @unchecked Sendable {
     public let cluster: LocalCluster
     public let nodes: [ColdStartPlanner.Node]
+    /// Workers fetch their whole stage before initialising (the fetch-then-start baseline).
+    public let fetchFirst: Bool
 
-    public init(cluster: LocalCluster, nodeMemoryBytes: Int) {
+    public init(cluster: LocalCluster, nodeMemoryBytes: Int, fetchFirst: Bool = false) {
         self.cluster = cluster
+        self.fetchFirst = fetchFirst
         let nic = (cluster.configuration.nicGigabitsPerSecond ?? 100) * 1e9 / 8
         nodes = (0..<cluster.configuration.nodes).map { ColdStartPlanner.Node(name: "node\($0)", nicBytesPerSecond: nic, freeMemoryBytes: nodeMemoryBytes) }
     }
@@ -27,7 +30,7 @@ public final class LocalBackend: ClusterBackend, @unchecked Sendable {
             _ = try? NodeCacheClient.prefetch(socketPath: cluster.cacheSocket(node), order: CacheOrder(model: entry, stage: stage, pp: plan.pp))
         }
         let pipeline = try cluster.launch(model: entry, pp: plan.pp, nodes: placement, kvCacheMiB: kvCacheMiB,
-                                          fullMemory: plan.stage0FullMemory ? [0] : [])
+                                          fullMemory: plan.stage0FullMemory ? [0] : [], extraArguments: fetchFirst ? ["--fetch-first"] : [])
         return BackendInstance(pipeline: pipeline)
     }
 

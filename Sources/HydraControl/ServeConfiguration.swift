@@ -21,8 +21,11 @@ public struct ServeConfiguration: Sendable, Decodable {
         public var nodes = 4
         public var nodeMemoryGiB = 8.0
         public var nicGbps = 1.0
+        /// `overlapped` (HydraServe: workers initialise while their chunks arrive) or
+        /// `fetch-then-start` (the baseline: a worker fetches its whole stage, then initialises).
+        public var startup = "overlapped"
 
-        enum CodingKeys: String, CodingKey { case nodes, nodeMemoryGiB = "node_memory_gib", nicGbps = "nic_gbps" }
+        enum CodingKeys: String, CodingKey { case nodes, nodeMemoryGiB = "node_memory_gib", nicGbps = "nic_gbps", startup }
 
         public init() {}
 
@@ -31,6 +34,7 @@ public struct ServeConfiguration: Sendable, Decodable {
             nodes = try container.decodeIfPresent(Int.self, forKey: .nodes) ?? 4
             nodeMemoryGiB = try container.decodeIfPresent(Double.self, forKey: .nodeMemoryGiB) ?? 8
             nicGbps = try container.decodeIfPresent(Double.self, forKey: .nicGbps) ?? 1
+            startup = try container.decodeIfPresent(String.self, forKey: .startup) ?? "overlapped"
         }
     }
 
@@ -68,6 +72,9 @@ public struct ServeConfiguration: Sendable, Decodable {
     public func validate() throws {
         guard cluster.nodes >= 1, cluster.nodeMemoryGiB > 0, cluster.nicGbps > 0 else {
             throw ControlError(status: 400, "cluster: nodes, node_memory_gib and nic_gbps must be positive")
+        }
+        guard ["overlapped", "fetch-then-start"].contains(cluster.startup) else {
+            throw ControlError(status: 400, "cluster: startup must be overlapped or fetch-then-start, not '\(cluster.startup)'")
         }
         try defaults.validate("defaults")
         for (name, settings) in models { try settings.validate(name) }

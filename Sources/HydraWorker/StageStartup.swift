@@ -21,6 +21,10 @@ public struct StageStartup: Sendable {
     /// Lay the weights out for the whole model (loading only this stage), so the worker can
     /// later consolidate the pipeline into itself without moving what it holds.
     public var memoryFull = false
+    /// The fetch-then-start baseline: fetch the whole stage into the node cache first, and only
+    /// then initialise the runtime and load (what a serverless worker that downloads its model
+    /// at start-up does). Off: the two overlap (HydraServe).
+    public var fetchFirst = false
 
     public init(model: String, stage: Int, pp: Int, cacheSocket: String) {
         self.model = model
@@ -31,6 +35,12 @@ public struct StageStartup: Sendable {
 
     /// Runs both halves of the start-up and returns the ready stage.
     public func run(timeline: StartupTimeline, device: any Device = CPUDevice()) throws -> (manifest: Manifest, runner: StageRunner) {
+        if fetchFirst {
+            let attachment = try NodeCacheClient.attach(socketPath: cacheSocket, order: CacheOrder(model: model, stage: stage, pp: pp))
+            while try attachment.next() != nil {}
+            attachment.close()
+            timeline.mark("fetched")
+        }
         let manifestBox = LockedBox<Result<Manifest, Error>?>(nil)
         let manifestKnown = DispatchSemaphore(value: 0)
         let weightsBox = LockedBox<Result<StageWeights, Error>?>(nil)

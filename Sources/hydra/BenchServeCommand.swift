@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import HydraControl
 import HydraEngine
 import HydraFormat
 import HydraSystem
@@ -214,16 +215,4 @@ struct BenchServeCommand: ParsableCommand {
         lines.append("\nWorkload: \(requests) streamed chat requests over \(Int(duration)) s (seed \(seed)), at most \(concurrency) in flight, \(maxTokens) tokens at most each; smollm2-bf16 steady (40%), smollm2-f16 and smollm2-f32 in four bursts each. \(nodes) emulated nodes, \(nicGbps) Gbit/s links, keep-alive \(keepAlive) s, TTFT objective \(ttftSLO) s. A cold start's TTFT runs from its first request's arrival to the instance's first token (the server's record, /v1/cold-starts); \"over the network\" ones fetched bytes over the emulated links, the others found every stage in their node's cache. Cold and warm requests as the server tagged each response (x-hydra-start): a cold request waited for some part of a cold start.")
         return lines.joined(separator: "\n")
     }
-}
-
-/// Nearest-rank percentile.
-func percentile(_ values: [Double], _ fraction: Double) -> Double {
-    let sorted = values.sorted()
-    return sorted[min(sorted.count - 1, max(0, Int((fraction * Double(sorted.count)).rounded(.up)) - 1))]
-}
-
-/// The workload's draws: the engine's seeded generator, so every run asks the same.
-extension SeededGenerator {
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func index(_ count: Int) -> Int { Int(next() % UInt64(count)) }
 }

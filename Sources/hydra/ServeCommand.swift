@@ -39,6 +39,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("keep-alive"), help: "Seconds an idle instance is kept (every model).") var keepAlive: Double?
     @Option(name: .customLong("max-pp"), help: "Deepest pipeline a cold start may use (every model).") var maxPP: Int?
     @Option(help: "Only these entries (comma-separated; default: every entry in the store).") var models: String?
+    @Option(help: "overlapped (workers initialise while their chunks arrive) or fetch-then-start (the baseline: fetch the whole stage, then start).")
+    var startup: String?
+    @Option(name: .customLong("event-log"), help: "Append every instance's start, first token, consolidation and stop (with the memory it holds) to this file, as JSON lines (for hydra analyze --controller-log).")
+    var eventLog: String?
     @Option(help: "Folder for sockets and logs (default: a new one per run).")
     var workDir: String = NSTemporaryDirectory() + "hydra-serve-\(getpid())"
     @Option(help: "Where workers run: local (processes on emulated nodes on this machine) or kubernetes (pods).")
@@ -67,6 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let nodes { configuration.cluster.nodes = nodes }
         if let nodeMemoryGiB { configuration.cluster.nodeMemoryGiB = nodeMemoryGiB }
         if let nicGbps { configuration.cluster.nicGbps = nicGbps }
+        if let startup { configuration.cluster.startup = startup }
         func apply(_ settings: inout ServedModel.Settings) {
             if let ttftSLO { settings.ttftSLOSeconds = ttftSLO }
             if let keepAlive { settings.keepAliveSeconds = keepAlive }
@@ -105,8 +110,14 @@ struct ServeCommand: AsyncParsableCommand {
         if backend.nodes.allSatisfy({ $0.freeMemoryBytes < largest }) {
             Terminal.note("note: the largest model (\(formatBytes(largest))) does not fit one node: its pipelines will not consolidate")
         }
-        let constants: ColdStartPlanner.Constants = self.backend == "local" ? .localCluster : .init()
-        let controller = Controller(models: served, backend: backend, constants: constants, logger: logger)
+        var constants: ColdStartPlanner.Constants = self.backend == "local" ? .localCluster : .init()
+        constants.overlapped = configuration.cluster.startup == "overlapped"
+        let eventLog: InstanceEventLog
+        do { eventLog = try self.eventLog.map { try InstanceEventLog(path: $0) } ?? InstanceEventLog() } catch {
+            Terminal.error("\(error)")
+            throw ExitCode(1)
+        }
+        let controller = Controller(models: served, backend: backend, constants: constants, eventLog: eventLog, logger: logger)
         await controller.start()
         let (host, port) = try WorkerCommand.address(listen)
         let app = Endpoint(controller: controller).application(host: host, port: port, logger: logger) { bound in
@@ -132,7 +143,9 @@ extension ServeCommand {
             let manifests = kubernetes.manifests
             try manifests.validate()
             Terminal.note("using the Kubernetes API at \(connection.apiServer), namespace \(manifests.namespace)")
-            return try KubernetesBackend(connection: connection, manifests: manifests, defaultNICGbps: configuration.cluster.nicGbps, logger: logger)
+            let backend = try KubernetesBackend(connection: connection, manifests: manifests, defaultNICGbps: configuration.cluster.nicGbps, logger: logger)
+            backend.fetchFirst = configuration.cluster.startup == "fetch-then-start"
+            return backend
         }
         var clusterConfiguration = LocalCluster.Configuration(executable: ChildProcess.selfPath, storeRoot: store, workDirectory: workDir)
         clusterConfiguration.nodes = configuration.cluster.nodes
@@ -140,7 +153,8 @@ extension ServeCommand {
         clusterConfiguration.cacheCapacityGiB = max(1, 2 * Double(served.map(\.wholeBytes).reduce(0, +)) / Double(1 << 30))
         Terminal.note("starting a store server and \(configuration.cluster.nodes) emulated nodes (\(configuration.cluster.nicGbps) Gbit/s, \(configuration.cluster.nodeMemoryGiB) GiB each); logs in \(workDir)")
         let cluster = try LocalCluster(configuration: clusterConfiguration)
-        return LocalBackend(cluster: cluster, nodeMemoryBytes: Int(configuration.cluster.nodeMemoryGiB * Double(1 << 30)))
+        return LocalBackend(cluster: cluster, nodeMemoryBytes: Int(configuration.cluster.nodeMemoryGiB * Double(1 << 30)),
+                            fetchFirst: configuration.cluster.startup == "fetch-then-start")
     }
 }
 

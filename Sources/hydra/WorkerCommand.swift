@@ -41,6 +41,8 @@ struct WorkerCommand: AsyncParsableCommand {
     var microBatches: Int?
     @Option(help: "full: reserve memory for the whole model so stage 0 can consolidate the pipeline into itself (POST /v1/consolidate); stage: only this stage's layers.")
     var memory: String = "stage"
+    @Flag(name: .customLong("fetch-first"), help: "Fetch the whole stage into the node cache before initialising (the fetch-then-start baseline).")
+    var fetchFirst = false
 
     func validate() throws {
         guard pp >= 1, (0..<pp).contains(stage) else { throw ValidationError("--stage must be in 0..<--pp") }
@@ -68,6 +70,7 @@ struct WorkerCommand: AsyncParsableCommand {
         var startup = StageStartup(model: model, stage: stage, pp: pp, cacheSocket: cacheSocket)
         startup.kvCacheBytes = kvCacheMiB << 20
         startup.memoryFull = memory == "full"
+        startup.fetchFirst = fetchFirst
         var options = Worker.Options(startup: startup)
         options.next = try next.map(Self.address)
         if let pipelineListen {

@@ -39,6 +39,8 @@ public final class KubernetesBackend: ClusterBackend, @unchecked Sendable {
 
     public let manifests: KubernetesManifests
     public let nodes: [ColdStartPlanner.Node]
+    /// Workers fetch their whole stage before initialising (the fetch-then-start baseline).
+    public var fetchFirst = false
     let connection: Connection
     let addresses: [String: String]
     let logger: Logger
@@ -97,12 +99,13 @@ public final class KubernetesBackend: ClusterBackend, @unchecked Sendable {
                              "--cache-socket", manifests.socketDirectory + "/cache.sock", "--listen", "0.0.0.0:\(base)",
                              "--kv-cache-mib", String(kvCacheMiB), "--memory", stage == 0 && plan.stage0FullMemory ? "full" : "stage"]
             if stage > 0 { arguments += ["--pipeline-listen", "0.0.0.0:\(base + 1)"] }
+            if fetchFirst { arguments.append("--fetch-first") }
             if stage < plan.pp - 1, let next = addresses[plan.nodes[stage + 1]] { arguments += ["--next", "\(next):\(base + 1)"] }
             let name = "\(prefix)-s\(stage)"
             let pod = manifests.workerPod(name: name, node: node, arguments: arguments,
                                          labels: ["hydraserve.io/model": Self.dnsLabel(entry), "hydraserve.io/instance": String(instance)])
             _ = try Self.request(connection, "POST", "/api/v1/namespaces/\(manifests.namespace)/pods", body: pod)
-            created.withValue { $0.insert(name) }
+            created.withValue { _ = $0.insert(name) }
             phases.withValue { $0[name] = "Pending" }
             names.insert(name, at: 0)
             endpoints.insert("http://\(address):\(base)", at: 0)
@@ -119,7 +122,7 @@ public final class KubernetesBackend: ClusterBackend, @unchecked Sendable {
     public func stop(_ instance: BackendInstance) {
         for name in instance.podNames {
             _ = try? Self.request(connection, "DELETE", "/api/v1/namespaces/\(manifests.namespace)/pods/\(name)")
-            created.withValue { $0.remove(name) }
+            created.withValue { _ = $0.remove(name) }
         }
     }
 

@@ -2,29 +2,40 @@ import Foundation
 import HydraFormat
 import HydraSystem
 
-/// A small client of `hydra serve`'s OpenAI endpoint (streamed chat completions), for the demo
-/// and the serving benchmark: measures time to first token and per-token time as the client sees them.
-struct ServeClient: Sendable {
-    struct Answer: Sendable {
-        var status: Int
-        var text = ""
-        var error: String?
+/// A small client of `hydra serve`'s OpenAI endpoint (streamed chat completions), for the demo,
+/// the serving benchmark and the load generator: measures time to first token and per-token time
+/// as the client sees them.
+public struct ServeClient: Sendable {
+    public struct Answer: Sendable {
+        public var status: Int
+        public var text = ""
+        public var error: String?
         /// Seconds from sending to the first content, and to the end.
-        var firstTokenSeconds: Double?
-        var seconds = 0.0
-        var completionTokens = 0
+        public var firstTokenSeconds: Double?
+        public var seconds = 0.0
+        public var completionTokens = 0
         /// `cold` or `warm`, as the server tagged the response.
-        var start: String?
+        public var start: String?
+        /// Time per output token after the first: (end − first content) / (tokens − 1).
+        public var tpotSeconds: Double? {
+            firstTokenSeconds.flatMap { first in completionTokens > 1 ? (seconds - first) / Double(completionTokens - 1) : nil }
+        }
     }
 
-    let base: String
+    public let base: String
 
-    func chat(model: String, prompt: String, maxTokens: Int, timeoutSeconds: Int = 600, onText: @escaping (String) -> Void = { _ in }) -> Answer {
-        let request: JSONValue = .object([
+    public init(base: String) { self.base = base }
+
+    /// A streamed chat completion of `prompt` (greedy); with `ignoreEOS`, exactly `maxTokens` tokens.
+    public func chat(model: String, prompt: String, maxTokens: Int, ignoreEOS: Bool = false, timeoutSeconds: Int = 600,
+                     onText: @escaping (String) -> Void = { _ in }) -> Answer {
+        var fields: [String: JSONValue] = [
             "model": .string(model), "messages": .array([.object(["role": .string("user"), "content": .string(prompt)])]),
             "max_tokens": .int(Int64(maxTokens)), "temperature": .int(0), "stream": .bool(true),
             "stream_options": .object(["include_usage": .bool(true)]),
-        ])
+        ]
+        if ignoreEOS { fields["ignore_eos"] = .bool(true) }
+        let request = JSONValue.object(fields)
         let started = DispatchTime.now()
         let elapsed = { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 }
         var answer = Answer(status: 0)
@@ -66,7 +77,7 @@ struct ServeClient: Sendable {
         return nil
     }
 
-    func instances() throws -> JSONValue {
+    public func instances() throws -> JSONValue {
         let response = try HTTPClient(timeoutSeconds: 10).get(base + "/v1/instances")
         return try JSONValue.parse(response.body, file: "instances")
     }

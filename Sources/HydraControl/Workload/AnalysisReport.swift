@@ -1,0 +1,112 @@
+import Foundation
+
+/// `hydra analyze`'s Markdown tables.
+public enum AnalysisTable {
+    public static func markdown(summaries: [Analysis.Summary], costs: [Analysis.Cost]) -> String {
+        func triple(_ value: Analysis.Percentiles?, scale: Double, _ format: String) -> String {
+            guard let value else { return "—" }
+            return [value.p50, value.p90, value.p99].map { String(format: format, $0 * scale) }.joined(separator: " / ")
+        }
+        var lines = ["| system | rate req/s | CV | task | requests | answered | cold | TTFT p50 / p90 / p99 s | TPOT p50 / p90 / p99 ms | TTFT SLO attainment | TTFT+TPOT attainment |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for summary in summaries {
+            let cv = summary.cv.map { String(format: "%g", $0) } ?? "—"
+            lines.append("| \(summary.label) | \(String(format: "%.2f", summary.rate)) | \(cv) | \(summary.task) | \(summary.requests) | \(summary.completed) | "
+                         + "\(summary.coldRequests) | \(triple(summary.ttftSeconds, scale: 1, "%.2f")) | \(triple(summary.tpotSeconds, scale: 1000, "%.0f")) | "
+                         + String(format: "%.1f%% | %.1f%% |", summary.ttftAttainment * 100, summary.attainment * 100))
+        }
+        guard !costs.isEmpty else { return lines.joined(separator: "\n") }
+        lines += ["", "| system | device memory held, GB·s | GB·s per answered request | instances | consolidated |", "|---|---|---|---|---|"]
+        for cost in costs {
+            let perRequest = cost.perCompletedRequestGBSeconds.map { String(format: "%.2f", $0) } ?? "—"
+            lines.append("| \(cost.label) | \(String(format: "%.1f", cost.gbSeconds)) | \(perRequest) | \(cost.instances) | \(cost.consolidated) |")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `hydra analyze --plots`: the SVG charts.
+public enum AnalysisPlots {
+    /// Writes every chart the runs support into `directory`; returns the file names.
+    public static func write(runs: [LoadResults], logs: [[InstanceEvent]], summaries: [Analysis.Summary], to directory: String) throws -> [String] {
+        var files: [(String, String)] = [("ttft-cdf.svg", ttftCDF(runs))]
+        let overall = summaries.filter { $0.task == "all" }
+        for (cv, group) in Dictionary(grouping: overall, by: { $0.cv ?? -1 }).sorted(by: { $0.key < $1.key }) where Set(group.map(\.rate)).count > 1 {
+            let name = cv < 0 ? "attainment-vs-rate.svg" : "attainment-vs-rate-cv\(SVGChart.format(cv)).svg"
+            files.append((name, attainment(group, along: \.rate, axis: "requests/s", title: "TTFT SLO attainment vs rate" + (cv < 0 ? "" : ", CV \(SVGChart.format(cv))"))))
+        }
+        for (rate, group) in Dictionary(grouping: overall.filter { $0.cv != nil }, by: \.rate).sorted(by: { $0.key < $1.key })
+        where Set(group.compactMap(\.cv)).count > 1 {
+            files.append(("attainment-vs-cv-rate\(SVGChart.format(rate)).svg",
+                          attainment(group, along: { $0.cv ?? 0 }, axis: "coefficient of variation", title: "TTFT SLO attainment vs CV, \(SVGChart.format(rate)) requests/s")))
+        }
+        for (index, (run, events)) in zip(runs, logs).enumerated() where !events.isEmpty {
+            files.append(("instances-\(index + 1)-\(fileSafe(run.header.label)).svg", gantt(run, events)))
+        }
+        for (name, svg) in files { try Data(svg.utf8).write(to: URL(fileURLWithPath: directory + "/" + name)) }
+        return files.map(\.0)
+    }
+
+    static func fileSafe(_ text: String) -> String {
+        String(text.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "-" })
+    }
+
+    /// Runs named by label, with rate and CV where several runs share a label.
+    static func names(_ runs: [LoadResults]) -> [String] {
+        runs.map { run in
+            let shared = runs.filter { $0.header.label == run.header.label }.count > 1
+            return shared ? run.header.label + String(format: " %.2g/s", run.header.rate) + (run.header.cv.map { " CV \(SVGChart.format($0))" } ?? "")
+                : run.header.label
+        }
+    }
+
+    /// Share of all requests answered within t seconds (failed requests never are).
+    public static func ttftCDF(_ runs: [LoadResults]) -> String {
+        let series = zip(names(runs), runs).map { name, run in
+            let ttfts = run.records.filter(\.succeeded).compactMap(\.ttftSeconds).sorted()
+            let total = Double(max(run.records.count, 1))
+            return SVGChart.Series(name: name, points: [(x: 0, y: 0)] + ttfts.enumerated().map { (x: $1, y: Double($0 + 1) / total) })
+        }
+        return SVGChart.lines(title: "Time to first token (CDF over all requests)", xLabel: "TTFT, seconds", yLabel: "share of requests",
+                              series: series, yRange: 0...1, steps: true)
+    }
+
+    static func attainment(_ summaries: [Analysis.Summary], along key: (Analysis.Summary) -> Double, axis: String, title: String) -> String {
+        var labels: [String] = []
+        for summary in summaries where !labels.contains(summary.label) { labels.append(summary.label) }
+        let series = labels.map { label in
+            SVGChart.Series(name: label, points: summaries.filter { $0.label == label }.map { (x: key($0), y: $0.ttftAttainment) })
+        }
+        return SVGChart.lines(title: title, xLabel: axis, yLabel: "TTFT SLO attainment", series: series, yRange: 0...1)
+    }
+
+    static let phases = ["cold start", "serving as a pipeline", "serving as one worker"]
+
+    /// Each instance's life from the run's start: cold start, then serving as a pipeline
+    /// (until consolidated) or as one worker.
+    public static func gantt(_ run: LoadResults, _ events: [InstanceEvent]) -> String {
+        let origin = run.header.startedUnixSeconds
+        let end = max(origin + run.header.wallSeconds, events.map(\.unixSeconds).max() ?? origin)
+        let histories = Dictionary(grouping: events, by: \.instance).sorted { $0.key < $1.key }.prefix(60)
+        let rows = histories.map { id, history -> (label: String, bars: [SVGChart.Bar]) in
+            let steps = history.sorted { $0.unixSeconds < $1.unixSeconds }
+            let first = steps.first!
+            func at(_ kind: InstanceEvent.Kind) -> Double? { steps.first { $0.kind == kind }?.unixSeconds }
+            let stop = (steps.first { $0.kind == .stopped || $0.kind == .lost }?.unixSeconds ?? end) - origin
+            let started = first.unixSeconds - origin
+            var bars: [SVGChart.Bar] = []
+            if let token = at(.firstToken).map({ $0 - origin }) {
+                bars.append(.init(start: started, end: token, phase: 0))
+                if first.pp > 1, let consolidated = at(.consolidated).map({ $0 - origin }) {
+                    bars += [.init(start: token, end: consolidated, phase: 1), .init(start: consolidated, end: stop, phase: 2)]
+                } else {
+                    bars.append(.init(start: token, end: stop, phase: first.pp > 1 ? 1 : 2))
+                }
+            } else {
+                bars.append(.init(start: started, end: stop, phase: 0))
+            }
+            return (label: "\(id) \(first.function) pp=\(first.pp)", bars: bars)
+        }
+        return SVGChart.gantt(title: "Instances of \(run.header.label)", xLabel: "seconds from the start of the run", rows: rows, phases: phases)
+    }
+}
