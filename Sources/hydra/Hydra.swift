@@ -8,6 +8,6 @@ struct Hydra: AsyncParsableCommand {
         discussion: "A model is converted once into a chunked store; every other command reads it from there.",
         subcommands: [ConvertCommand.self, InspectCommand.self, VerifyCommand.self, GenerateCommand.self, StoreCommand.self, CacheCommand.self, WorkerCommand.self,
                       LaunchCommand.self, ServeCommand.self, DemoCommand.self, KubernetesCommand.self, FetchCommand.self, BenchCommand.self,
-                      TraceCommand.self, LoadCommand.self, AnalyzeCommand.self]
+                      TraceCommand.self, LoadCommand.self, AnalyzeCommand.self, SyntheticCommand.self]
     )
 }
