@@ -55,6 +55,12 @@ public enum JSONValue: Codable, Sendable, Equatable {
         return nil
     }
 
+    /// An array's element; nil out of bounds or for anything else.
+    public subscript(index: Int) -> JSONValue? {
+        if case .array(let elements) = self, elements.indices.contains(index) { return elements[index] }
+        return nil
+    }
+
     public var intValue: Int? {
         switch self {
         case .int(let value): Int(value)

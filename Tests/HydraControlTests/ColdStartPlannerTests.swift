@@ -26,6 +26,14 @@ import Testing
         #expect(abs(planner.predictions(for: Self.model, queueSeconds: 1.5, now: 0)[0].predictedTTFTSeconds - 17.8) < 1e-9)
     }
 
+    @Test func fetchThenStartAddsTheRuntimeInitialisationAfterTheFetch() {
+        var constants = ColdStartPlanner.Constants()
+        constants.overlapped = false
+        let predicted = ColdStartPlanner(nodes: Self.nodes(4), constants: constants).predictions(for: Self.model, now: 0)
+        // Start-up 0.1 + fetch + runtime init 0.3 (no longer hidden) + first token 0.2.
+        for (plan, expected) in zip(predicted, [16.6, 8.6, 4.6]) { #expect(abs(plan.predictedTTFTSeconds - expected) < 1e-9, "pp=\(plan.pp)") }
+    }
+
     @Test func theSmallestPipelineThatMeetsTheSLOWins() {
         for (slo, pp) in [(20.0, 1), (9.0, 2), (5.0, 4)] {
             var planner = ColdStartPlanner(nodes: Self.nodes(4))

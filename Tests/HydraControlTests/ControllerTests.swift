@@ -53,4 +53,21 @@ import HydraFormat
         #expect(instances.isEmpty && depth == 0)
         await controller.shutdown()
     }
+
+    /// What an instance holds, as its events report it: every stage's weights (stage 0 the whole
+    /// model when it will consolidate) and the KV cache; after consolidation, one worker's.
+    @Test func heldMemoryFollowsThePlacementAndConsolidation() throws {
+        let model = try Self.model()
+        let stages = try #require(model.stageBytes[2])
+        let plan = ColdStartPlanner.Plan(pp: 2, nodes: ["n0", "n1"], stage0FullMemory: true, predictedTTFTSeconds: 1, meetsSLO: true,
+                                         fetchBytes: stages, reservations: [])
+        var record = Controller.InstanceRecord(function: "m", model: model, plan: plan, backend: BackendInstance(endpoints: ["http://x"]),
+                                               startedSeconds: 0, queueSeconds: 0)
+        let kvCache = 4 << 20
+        #expect(Controller.heldBytes(record) == model.wholeBytes + stages[1] + kvCache)
+        record.plan.stage0FullMemory = false
+        #expect(Controller.heldBytes(record) == stages[0] + stages[1] + kvCache)
+        record.consolidation = .done
+        #expect(Controller.heldBytes(record) == model.wholeBytes + kvCache)
+    }
 }

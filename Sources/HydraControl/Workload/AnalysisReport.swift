@@ -41,7 +41,11 @@ public enum AnalysisPlots {
                           attainment(group, along: { $0.cv ?? 0 }, axis: "coefficient of variation", title: "TTFT SLO attainment vs CV, \(SVGChart.format(rate)) requests/s")))
         }
         for (index, (run, events)) in zip(runs, logs).enumerated() where !events.isEmpty {
-            files.append(("instances-\(index + 1)-\(fileSafe(run.header.label)).svg", gantt(run, events)))
+            let name = "\(index + 1)-\(fileSafe(run.header.label))"
+            files.append(("instances-\(name).svg", gantt(run, events)))
+            for event in events.filter({ $0.kind == .firstToken && !($0.timelines ?? []).isEmpty }).prefix(coldStartCharts) {
+                files.append(("coldstart-\(name)-instance\(event.instance).svg", coldStart(event)))
+            }
         }
         for (name, svg) in files { try Data(svg.utf8).write(to: URL(fileURLWithPath: directory + "/" + name)) }
         return files.map(\.0)
@@ -78,6 +82,29 @@ public enum AnalysisPlots {
             SVGChart.Series(name: label, points: summaries.filter { $0.label == label }.map { (x: key($0), y: $0.ttftAttainment) })
         }
         return SVGChart.lines(title: title, xLabel: axis, yLabel: "TTFT SLO attainment", series: series, yRange: 0...1)
+    }
+
+    /// Cold starts drawn stage by stage, per controller log.
+    static let coldStartCharts = 3
+
+    static let stagePhases = ["process start", "fetch before starting", "chunks arriving, copied as they land", "runtime initialisation",
+                              "first token"]
+
+    /// One cold start, stage by stage, from each stage's process start: for each stage a row of
+    /// its chunks (fetched first, for the fetch-then-start baseline; arriving and copied into
+    /// place) and a row of its runtime (process start, initialisation, the first token).
+    public static func coldStart(_ event: InstanceEvent) -> String {
+        let rows = (event.timelines ?? []).enumerated().flatMap { stage, marks -> [(label: String, bars: [SVGChart.Bar])] in
+            func bar(_ from: String, _ to: String, _ phase: Int) -> SVGChart.Bar? {
+                guard let start = marks[from], let end = marks[to] else { return nil }
+                return SVGChart.Bar(start: start, end: end, phase: phase)
+            }
+            let chunks = [bar("process_start", "fetched", 1), bar("first_chunk", "last_chunk", 2)].compactMap { $0 }
+            let runtime = [bar("process_start", "attached", 0), bar("attached", "runtime_ready", 3), bar("ready", "first_token", 4)].compactMap { $0 }
+            return [(label: "stage \(stage) chunks", bars: chunks), (label: "stage \(stage) runtime", bars: runtime)]
+        }
+        return SVGChart.gantt(title: "Cold start of instance \(event.instance) (\(event.function), pp=\(event.pp))",
+                              xLabel: "seconds from each stage's process start", rows: rows, phases: stagePhases)
     }
 
     static let phases = ["cold start", "serving as a pipeline", "serving as one worker"]
