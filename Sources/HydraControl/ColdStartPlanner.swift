@@ -2,8 +2,8 @@
 /// pipeline depth from the stage bytes, each candidate node's share of its NIC, fitted start-up
 /// constants and the queueing time; picks the smallest pp that meets the model's TTFT SLO; places
 /// one stage per node (the full-memory stage 0 on the best-fitting node); and reserves the links it
-/// will use, so later plans leave running fetches their bandwidth. A pure state machine: the
-/// caller passes the time.
+/// will use, so later plans leave running fetches their bandwidth — or, where every link is taken,
+/// share one fairly rather than wait. A pure state machine: the caller passes the time.
 public struct ColdStartPlanner: Sendable {
     public struct Node: Sendable, Equatable {
         public var name: String
@@ -85,6 +85,9 @@ public struct ColdStartPlanner: Sendable {
         var node: String
         var bytesPerSecond: Double
         var untilSeconds: Double
+        /// A consolidation's fetch: the node cache serves it at low priority, so cold starts
+        /// take its bandwidth (it still runs, and still loads the node's cores).
+        var background = false
     }
 
     public var nodes: [Node]
@@ -100,11 +103,14 @@ public struct ColdStartPlanner: Sendable {
         self.constants = constants
     }
 
-    /// The NIC bandwidth of `node` not held by fetches still running at `now`.
+    /// The NIC bandwidth a new cold-start fetch on `node` gets at `now`: what the cold-start
+    /// fetches still running there leave free, or, where they hold it all, a fair share of the
+    /// link with them (the next cold start shares a busy link rather than waiting for it).
     public func availableBytesPerSecond(_ node: String, now: Double) -> Double {
         guard let nic = nodes.first(where: { $0.name == node })?.nicBytesPerSecond else { return 0 }
-        let held = reservations.filter { $0.node == node && $0.untilSeconds > now }.reduce(0) { $0 + $1.bytesPerSecond }
-        return max(0, nic - held)
+        let running = reservations.filter { $0.node == node && $0.untilSeconds > now && !$0.background }
+        let held = running.reduce(0) { $0 + $1.bytesPerSecond }
+        return max(nic - held, nic / Double(running.count + 1))
     }
 
     /// The best placement for each pp and its predicted TTFT, without reserving anything.
@@ -134,13 +140,14 @@ public struct ColdStartPlanner: Sendable {
         return chosen
     }
 
-    /// Holds `node`'s link for a fetch the planner did not place (a consolidation fetching the
-    /// rest of its model) until `release`, or until its bytes would have arrived.
+    /// Notes a fetch the planner did not place — a consolidation fetching the rest of its model,
+    /// in the background — until `release`, or until its bytes would have arrived. It counts as
+    /// a running fetch (cores) but leaves the link to cold starts.
     public mutating func reserve(node: String, bytes: Int, now: Double) -> Int {
         let rate = availableBytesPerSecond(node, now: now)
         let id = nextReservation
         nextReservation += 1
-        reservations.append(Reservation(id: id, node: node, bytesPerSecond: rate, untilSeconds: now + Double(bytes) / max(rate, 1)))
+        reservations.append(Reservation(id: id, node: node, bytesPerSecond: rate, untilSeconds: now + Double(bytes) / max(rate, 1), background: true))
         return id
     }
 

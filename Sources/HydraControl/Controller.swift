@@ -316,7 +316,7 @@ public actor Controller {
         guard let model = models[function] else { return }
         let now = Self.now()
         guard let plan = planner.plan(model.plannerModel(function), queueSeconds: queueSeconds, now: now) else {
-            logger.warning("no node has room for \(function) now: its requests wait")
+            logger.warning("no node has the device memory for \(function) now: its requests wait")
             return apply(scaler.lost(instance: id, now: now, backOff: true))
         }
         do {

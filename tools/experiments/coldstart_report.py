@@ -27,6 +27,19 @@ def started_pps(events_path):
     return [e["pp"] for e in sorted(events, key=lambda e: e["unix_seconds"]) if e["event"] == "started"]
 
 
+def fetch_split(events_path):
+    """fetch-then-start: seconds to the end of the fetch, and from there to the first token (stage 0's timeline)."""
+    if not os.path.exists(events_path):
+        return None
+    with open(events_path) as f:
+        for line in f:
+            event = json.loads(line)
+            timeline = (event.get("timelines") or [{}])[0]
+            if event["event"] == "first_token" and "fetched" in timeline and "first_token" in timeline:
+                return timeline["fetched"], timeline["first_token"] - timeline["fetched"]
+    return None
+
+
 def measure(runs, link, model):
     row = {"model": model, "link_gbps": float(link)}
     for system, results, label in SYSTEMS:
@@ -38,6 +51,8 @@ def measure(runs, link, model):
         pps = started_pps(os.path.join(directory, "events.jsonl"))
         pp = pps[1 if results.endswith("cache-hit.jsonl") else 0] if len(pps) > (1 if results.endswith("cache-hit.jsonl") else 0) else None
         row[label] = {"ttft_seconds": record.get("ttft_seconds"), "pp": pp, "status": record["status"], "error": record.get("error")}
+        if system == "fetch-then-start":
+            row[label]["fetch_then_rest_seconds"] = fetch_split(os.path.join(directory, "events.jsonl"))
     return row
 
 
@@ -107,12 +122,15 @@ def main():
                     row["bytes"] = sum(chunk["storedBytes"] for chunk in json.load(f)["chunks"])
             rows.append(row)
     lines = ["| model | size GB | link Gbit/s | fetch-then-start, pp=1 s | overlapped, pp=1 s | HydraServe s | HydraServe, cache hit s "
-             "| HydraServe vs fetch-then-start | HydraServe vs overlapped | cache hit vs fetch-then-start |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| HydraServe vs fetch-then-start | HydraServe vs overlapped | cache hit vs fetch-then-start | fetch-then-start: fetch + the rest s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append("| %s | %.2f | %g | %s | %s | %s | %s | %s | %s | %s |" % (
+        split = (row.get("fetch-then-start") or {}).get("fetch_then_rest_seconds")
+        lines.append("| %s | %.2f | %g | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             row["model"], row.get("bytes", 0) / 1e9, row["link_gbps"], cell(row.get("fetch-then-start")), cell(row.get("overlapped")),
             cell(row.get("hydraserve")), cell(row.get("hydraserve, cache hit")), ratio(row, "hydraserve"),
-            ratio(row, "hydraserve", "overlapped"), ratio(row, "hydraserve, cache hit")))
+            ratio(row, "hydraserve", "overlapped"), ratio(row, "hydraserve, cache hit"),
+            "%.1f + %.1f" % tuple(split) if split else "—"))
     summaries = []
     for baseline in ["fetch-then-start", "overlapped"]:
         speedups = [row[baseline]["ttft_seconds"] / row["hydraserve"]["ttft_seconds"] for row in rows

@@ -61,15 +61,6 @@ stop_server() {
   server_pid=
 }
 
-# Touches GIB GiB of memory once and frees it. In a virtual machine the first touch of memory the
-# guest has never used costs the hypervisor ~0.3 GB/s; whichever system first touches fresh
-# memory would pay for it (a worker's weights, a node cache's chunks). The studies warm it first.
-warm_memory() {
-  local gib=$1
-  note "warming ${gib} GiB of memory (a VM backs untouched memory slowly on first use)…"
-  python3 -c "import sys; b = b'\\x01' * (int(sys.argv[1]) << 30)" "$gib"
-}
-
 # Reads MODEL's chunk files once, so every system's run finds the store server's page cache warm
 # (a store serving a popular model from memory) rather than the first one paying for the disk.
 warm_store() {

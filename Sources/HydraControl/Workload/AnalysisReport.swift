@@ -87,8 +87,7 @@ public enum AnalysisPlots {
     /// Cold starts drawn stage by stage, per controller log.
     static let coldStartCharts = 3
 
-    static let stagePhases = ["process start", "fetch before starting", "chunks arriving, copied as they land", "runtime initialisation",
-                              "first token"]
+    static let stagePhases = ["process start", "fetch, then start", "chunks copied in", "runtime init", "first token"]
 
     /// One cold start, stage by stage, from each stage's process start: for each stage a row of
     /// its chunks (fetched first, for the fetch-then-start baseline; arriving and copied into
@@ -100,7 +99,9 @@ public enum AnalysisPlots {
                 return SVGChart.Bar(start: start, end: end, phase: phase)
             }
             let chunks = [bar("process_start", "fetched", 1), bar("first_chunk", "last_chunk", 2)].compactMap { $0 }
-            let runtime = [bar("process_start", "attached", 0), bar("attached", "runtime_ready", 3), bar("ready", "first_token", 4)].compactMap { $0 }
+            // Fetch-then-start: the process starts (attaches) once the fetch is over.
+            let started = marks["fetched"] == nil ? bar("process_start", "attached", 0) : bar("fetched", "attached", 0)
+            let runtime = [started, bar("attached", "runtime_ready", 3), bar("ready", "first_token", 4)].compactMap { $0 }
             return [(label: "stage \(stage) chunks", bars: chunks), (label: "stage \(stage) runtime", bars: runtime)]
         }
         return SVGChart.gantt(title: "Cold start of instance \(event.instance) (\(event.function), pp=\(event.pp))",
