@@ -66,10 +66,14 @@ public struct TraceGenerator: Sendable {
             // Each function its own stream, so adding a function leaves the others' arrivals as they were.
             var stream = SeededGenerator(seed: random.next())
             let shape = 1 / (cv * cv)
-            var clock = 0.0
+            // The process starts well before the trace (ten mean gaps, at least its duration), so
+            // each function is caught mid-stream at t = 0 — at a random point of its bursts —
+            // rather than every function bursting at once at the start.
+            var clock = -max(durationSeconds, 10 / functionRate)
             while true {
                 clock += stream.gamma(shape: shape) / (shape * functionRate)
                 guard clock < durationSeconds else { break }
+                guard clock >= 0 else { continue }
                 requests.append(Trace.Request(arrivalSeconds: clock, function: function.name,
                                               prompt: PromptText.make(words: task.promptWords, &stream), maxTokens: task.maxTokens))
             }
