@@ -12,9 +12,10 @@ struct AnalyzeCommand: ParsableCommand {
         (and TTFT and TPOT both). With --controller-log (hydra serve --event-log; one per \
         RESULTS file, in the same order): the device memory the instances held over the run, in \
         GB·s, overall and per answered request — consolidation included. With --plots DIR: SVG \
-        charts — the TTFT CDF of every run; attainment against rate (per CV) and against CV (per \
+        charts — the TTFT CDF of every run (one chart per rate and CV when the runs cover several); attainment against rate (per CV) and against CV (per \
         rate) when the runs cover several; a Gantt chart of each controller log's instances \
-        (starting, serving as a pipeline, consolidated). Prints a Markdown table; --json writes \
+        (starting, serving as a pipeline, consolidated) and its first --stage-charts cold starts \
+        stage by stage. Prints a Markdown table; --json writes \
         the figures.
         """
     )
@@ -23,6 +24,7 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(name: .customLong("controller-log"), help: "hydra serve --event-log file of each run (repeat, in RESULTS order).")
     var controllerLogs: [String] = []
     @Option(help: "Folder for SVG plots.") var plots: String?
+    @Option(name: .customLong("stage-charts"), help: "Cold starts per controller log to chart stage by stage.") var stageCharts: Int = 3
     @Option(help: "Where to write the figures (JSON).") var json: String?
 
     struct Report: Encodable {
@@ -51,7 +53,7 @@ struct AnalyzeCommand: ParsableCommand {
             }
             if let plots {
                 try FileManager.default.createDirectory(atPath: plots, withIntermediateDirectories: true)
-                let written = try AnalysisPlots.write(runs: runs, logs: logs, summaries: summaries, to: plots)
+                let written = try AnalysisPlots.write(runs: runs, logs: logs, summaries: summaries, to: plots, stageCharts: max(0, stageCharts))
                 Terminal.note("plots written to \(plots): \(written.joined(separator: ", "))")
             }
         }

@@ -94,7 +94,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let files = try AnalysisPlots.write(runs: runs, logs: [events, []], summaries: runs.flatMap(Analysis.summarize), to: directory)
-        #expect(files == ["ttft-cdf.svg", "attainment-vs-rate-cv4.svg", "instances-1-hydraserve.svg", "coldstart-1-hydraserve-instance0.svg"])
+        // Two (rate, CV) points: a CDF each.
+        #expect(files == ["ttft-cdf-rate1-cv4.svg", "ttft-cdf-rate2-cv4.svg", "attainment-vs-rate-cv4.svg", "instances-1-hydraserve.svg",
+                          "coldstart-1-hydraserve-instance0.svg"])
         for file in files {
             let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + file))
             #expect(XMLParser(data: data).parse(), "\(file) is not well-formed XML")

@@ -27,9 +27,17 @@ public enum AnalysisTable {
 
 /// `hydra analyze --plots`: the SVG charts.
 public enum AnalysisPlots {
-    /// Writes every chart the runs support into `directory`; returns the file names.
-    public static func write(runs: [LoadResults], logs: [[InstanceEvent]], summaries: [Analysis.Summary], to directory: String) throws -> [String] {
-        var files: [(String, String)] = [("ttft-cdf.svg", ttftCDF(runs))]
+    /// Writes every chart the runs support into `directory`; returns the file names. Runs at
+    /// several (rate, CV) points get one TTFT CDF per point, comparing the systems measured there;
+    /// `stageCharts` cold starts per controller log are drawn stage by stage.
+    public static func write(runs: [LoadResults], logs: [[InstanceEvent]], summaries: [Analysis.Summary], to directory: String,
+                             stageCharts: Int = 3) throws -> [String] {
+        let points = Dictionary(grouping: runs.indices, by: { Point(rate: runs[$0].header.rate, cv: runs[$0].header.cv) })
+        var files: [(String, String)] = points.count <= 1 ? [("ttft-cdf.svg", ttftCDF(runs))]
+            : points.sorted { ($0.key.rate, $0.key.cv ?? 0) < ($1.key.rate, $1.key.cv ?? 0) }.map { point, indices in
+                let name = "ttft-cdf-rate\(SVGChart.format(point.rate))" + (point.cv.map { "-cv\(SVGChart.format($0))" } ?? "") + ".svg"
+                return (name, ttftCDF(indices.map { runs[$0] }))
+            }
         let overall = summaries.filter { $0.task == "all" }
         for (cv, group) in Dictionary(grouping: overall, by: { $0.cv ?? -1 }).sorted(by: { $0.key < $1.key }) where Set(group.map(\.rate)).count > 1 {
             let name = cv < 0 ? "attainment-vs-rate.svg" : "attainment-vs-rate-cv\(SVGChart.format(cv)).svg"
@@ -43,7 +51,7 @@ public enum AnalysisPlots {
         for (index, (run, events)) in zip(runs, logs).enumerated() where !events.isEmpty {
             let name = "\(index + 1)-\(fileSafe(run.header.label))"
             files.append(("instances-\(name).svg", gantt(run, events)))
-            for event in events.filter({ $0.kind == .firstToken && !($0.timelines ?? []).isEmpty }).prefix(coldStartCharts) {
+            for event in events.filter({ $0.kind == .firstToken && !($0.timelines ?? []).isEmpty }).prefix(stageCharts) {
                 files.append(("coldstart-\(name)-instance\(event.instance).svg", coldStart(event)))
             }
         }
@@ -84,8 +92,10 @@ public enum AnalysisPlots {
         return SVGChart.lines(title: title, xLabel: axis, yLabel: "TTFT SLO attainment", series: series, yRange: 0...1)
     }
 
-    /// Cold starts drawn stage by stage, per controller log.
-    static let coldStartCharts = 3
+    struct Point: Hashable {
+        var rate: Double
+        var cv: Double?
+    }
 
     static let stagePhases = ["process start", "fetch, then start", "chunks copied in", "runtime init", "first token"]
 
