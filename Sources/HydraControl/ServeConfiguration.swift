@@ -17,13 +17,26 @@ import HydraFormat
 /// Models not listed under `models` are served with `defaults` when `serve_all` is true (the
 /// default); command-line options override the file.
 public struct ServeConfiguration: Sendable, Decodable {
+    /// How a worker starts: HydraServe's overlapped start-up, or the serverless baseline.
+    public enum Startup: String, Sendable, CaseIterable {
+        /// A worker initialises its runtime while its chunks arrive.
+        case overlapped
+        /// A worker fetches its whole stage into its node cache, then initialises and loads.
+        case fetchThenStart = "fetch-then-start"
+
+        public init(parsing text: String) throws {
+            guard let startup = Startup(rawValue: text) else {
+                throw ControlError(status: 400, "cluster: startup must be overlapped or fetch-then-start, not '\(text)'")
+            }
+            self = startup
+        }
+    }
+
     public struct Cluster: Sendable, Decodable {
         public var nodes = 4
         public var nodeMemoryGiB = 8.0
         public var nicGbps = 1.0
-        /// `overlapped` (HydraServe: workers initialise while their chunks arrive) or
-        /// `fetch-then-start` (the baseline: a worker fetches its whole stage, then initialises).
-        public var startup = "overlapped"
+        public var startup = Startup.overlapped
 
         enum CodingKeys: String, CodingKey { case nodes, nodeMemoryGiB = "node_memory_gib", nicGbps = "nic_gbps", startup }
 
@@ -34,7 +47,7 @@ public struct ServeConfiguration: Sendable, Decodable {
             nodes = try container.decodeIfPresent(Int.self, forKey: .nodes) ?? 4
             nodeMemoryGiB = try container.decodeIfPresent(Double.self, forKey: .nodeMemoryGiB) ?? 8
             nicGbps = try container.decodeIfPresent(Double.self, forKey: .nicGbps) ?? 1
-            startup = try container.decodeIfPresent(String.self, forKey: .startup) ?? "overlapped"
+            startup = try container.decodeIfPresent(String.self, forKey: .startup).map(Startup.init(parsing:)) ?? .overlapped
         }
     }
 
@@ -72,9 +85,6 @@ public struct ServeConfiguration: Sendable, Decodable {
     public func validate() throws {
         guard cluster.nodes >= 1, cluster.nodeMemoryGiB > 0, cluster.nicGbps > 0 else {
             throw ControlError(status: 400, "cluster: nodes, node_memory_gib and nic_gbps must be positive")
-        }
-        guard ["overlapped", "fetch-then-start"].contains(cluster.startup) else {
-            throw ControlError(status: 400, "cluster: startup must be overlapped or fetch-then-start, not '\(cluster.startup)'")
         }
         try defaults.validate("defaults")
         for (name, settings) in models { try settings.validate(name) }

@@ -71,7 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let nodes { configuration.cluster.nodes = nodes }
         if let nodeMemoryGiB { configuration.cluster.nodeMemoryGiB = nodeMemoryGiB }
         if let nicGbps { configuration.cluster.nicGbps = nicGbps }
-        if let startup { configuration.cluster.startup = startup }
+        if let startup { configuration.cluster.startup = try ServeConfiguration.Startup(parsing: startup) }
         func apply(_ settings: inout ServedModel.Settings) {
             if let ttftSLO { settings.ttftSLOSeconds = ttftSLO }
             if let keepAlive { settings.keepAliveSeconds = keepAlive }
@@ -111,7 +111,7 @@ struct ServeCommand: AsyncParsableCommand {
             Terminal.note("note: the largest model (\(formatBytes(largest))) does not fit one node: its pipelines will not consolidate")
         }
         var constants: ColdStartPlanner.Constants = self.backend == "local" ? .localCluster : .init()
-        constants.overlapped = configuration.cluster.startup == "overlapped"
+        constants.overlapped = configuration.cluster.startup == .overlapped
         let eventLog: InstanceEventLog
         do { eventLog = try self.eventLog.map { try InstanceEventLog(path: $0) } ?? InstanceEventLog() } catch {
             Terminal.error("\(error)")
@@ -144,7 +144,7 @@ extension ServeCommand {
             try manifests.validate()
             Terminal.note("using the Kubernetes API at \(connection.apiServer), namespace \(manifests.namespace)")
             let backend = try KubernetesBackend(connection: connection, manifests: manifests, defaultNICGbps: configuration.cluster.nicGbps, logger: logger)
-            backend.fetchFirst = configuration.cluster.startup == "fetch-then-start"
+            backend.fetchFirst = configuration.cluster.startup == .fetchThenStart
             return backend
         }
         var clusterConfiguration = LocalCluster.Configuration(executable: ChildProcess.selfPath, storeRoot: store, workDirectory: workDir)
@@ -154,7 +154,7 @@ extension ServeCommand {
         Terminal.note("starting a store server and \(configuration.cluster.nodes) emulated nodes (\(configuration.cluster.nicGbps) Gbit/s, \(configuration.cluster.nodeMemoryGiB) GiB each); logs in \(workDir)")
         let cluster = try LocalCluster(configuration: clusterConfiguration)
         return LocalBackend(cluster: cluster, nodeMemoryBytes: Int(configuration.cluster.nodeMemoryGiB * Double(1 << 30)),
-                            fetchFirst: configuration.cluster.startup == "fetch-then-start")
+                            fetchFirst: configuration.cluster.startup == .fetchThenStart)
     }
 }
 

@@ -36,6 +36,14 @@ import Testing
         #expect(json.cluster.nodeMemoryGiB == 12.5 && !json.serveAll)
     }
 
+    @Test func theStartupIsOverlappedUnlessTheBaselineIsAskedFor() throws {
+        #expect(try load("cluster:\n  nodes: 2\n").cluster.startup == .overlapped)
+        #expect(try load("cluster:\n  startup: fetch-then-start\n").cluster.startup == .fetchThenStart)
+        #expect { try load("cluster:\n  startup: lazily\n") } throws: {
+            ($0 as? ControlError)?.message.contains("startup must be overlapped or fetch-then-start, not 'lazily'") == true
+        }
+    }
+
     @Test func badFilesNameTheirProblem() throws {
         #expect { try load("cluster:\n  nodes: four\n") } throws: { ($0 as? ControlError)?.message.contains("nodes") == true }
         #expect { try load("cluster nodes 4\n") } throws: { ($0 as? ControlError)?.message.contains(":1:") == true }
