@@ -71,7 +71,8 @@ public enum Analysis {
     /// The area under each instance's held memory, from its first event to its last (an
     /// instance still holding memory at its last event holds it until `endUnixSeconds`).
     public static func gbSeconds(_ events: [InstanceEvent], endUnixSeconds: Double) -> Double {
-        Dictionary(grouping: events, by: \.instance).values.reduce(0.0) { total, history in
+        // In instance order: the same log always sums to the same last bit.
+        Dictionary(grouping: events, by: \.instance).sorted { $0.key < $1.key }.map(\.value).reduce(0.0) { total, history in
             let steps = history.sorted { $0.unixSeconds < $1.unixSeconds }
             var area = 0.0
             for (index, event) in steps.enumerated() {

@@ -36,7 +36,8 @@ public enum AnalysisPlots {
         var files: [(String, String)] = points.count <= 1 ? [("ttft-cdf.svg", ttftCDF(runs))]
             : points.sorted { ($0.key.rate, $0.key.cv ?? 0) < ($1.key.rate, $1.key.cv ?? 0) }.map { point, indices in
                 let name = "ttft-cdf-rate\(SVGChart.format(point.rate))" + (point.cv.map { "-cv\(SVGChart.format($0))" } ?? "") + ".svg"
-                return (name, ttftCDF(indices.map { runs[$0] }))
+                let at = "\(SVGChart.format(point.rate)) requests/s" + (point.cv.map { ", CV \(SVGChart.format($0))" } ?? "")
+                return (name, ttftCDF(indices.map { runs[$0] }, at: at))
             }
         let overall = summaries.filter { $0.task == "all" }
         for (cv, group) in Dictionary(grouping: overall, by: { $0.cv ?? -1 }).sorted(by: { $0.key < $1.key }) where Set(group.map(\.rate)).count > 1 {
@@ -73,13 +74,14 @@ public enum AnalysisPlots {
     }
 
     /// Share of all requests answered within t seconds (failed requests never are).
-    public static func ttftCDF(_ runs: [LoadResults]) -> String {
+    public static func ttftCDF(_ runs: [LoadResults], at point: String? = nil) -> String {
         let series = zip(names(runs), runs).map { name, run in
             let ttfts = run.records.filter(\.succeeded).compactMap(\.ttftSeconds).sorted()
             let total = Double(max(run.records.count, 1))
             return SVGChart.Series(name: name, points: [(x: 0, y: 0)] + ttfts.enumerated().map { (x: $1, y: Double($0 + 1) / total) })
         }
-        return SVGChart.lines(title: "Time to first token (CDF over all requests)", xLabel: "TTFT, seconds", yLabel: "share of requests",
+        return SVGChart.lines(title: "Time to first token, all requests" + (point.map { " (\($0))" } ?? ""), xLabel: "TTFT, seconds",
+                              yLabel: "share of requests",
                               series: series, yRange: 0...1, steps: true)
     }
 
