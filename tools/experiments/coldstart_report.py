@@ -48,8 +48,10 @@ def measure(runs, link, model):
         if not os.path.exists(path):
             continue
         record = records(path)[0]
+        # The cache-hit request is the run's second cold start.
+        which = 1 if results.endswith("cache-hit.jsonl") else 0
         pps = started_pps(os.path.join(directory, "events.jsonl"))
-        pp = pps[1 if results.endswith("cache-hit.jsonl") else 0] if len(pps) > (1 if results.endswith("cache-hit.jsonl") else 0) else None
+        pp = pps[which] if len(pps) > which else None
         row[label] = {"ttft_seconds": record.get("ttft_seconds"), "pp": pp, "status": record["status"], "error": record.get("error")}
         if system == "fetch-then-start":
             row[label]["fetch_then_rest_seconds"] = fetch_split(os.path.join(directory, "events.jsonl"))

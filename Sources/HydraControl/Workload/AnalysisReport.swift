@@ -32,22 +32,22 @@ public enum AnalysisPlots {
     /// `stageCharts` cold starts per controller log are drawn stage by stage.
     public static func write(runs: [LoadResults], logs: [[InstanceEvent]], summaries: [Analysis.Summary], to directory: String,
                              stageCharts: Int = 3) throws -> [String] {
-        let points = Dictionary(grouping: runs.indices, by: { Point(rate: runs[$0].header.rate, cv: runs[$0].header.cv) })
+        let points = Dictionary(grouping: runs.indices, by: { Point(runs[$0].header) })
         var files: [(String, String)] = points.count <= 1 ? [("ttft-cdf.svg", ttftCDF(runs))]
-            : points.sorted { ($0.key.rate, $0.key.cv ?? 0) < ($1.key.rate, $1.key.cv ?? 0) }.map { point, indices in
-                let name = "ttft-cdf-rate\(SVGChart.format(point.rate))" + (point.cv.map { "-cv\(SVGChart.format($0))" } ?? "") + ".svg"
-                let at = "\(SVGChart.format(point.rate)) requests/s" + (point.cv.map { ", CV \(SVGChart.format($0))" } ?? "")
-                return (name, ttftCDF(indices.map { runs[$0] }, at: at))
+            : points.sorted { ($0.key.rate ?? 0, $0.key.cv ?? 0) < ($1.key.rate ?? 0, $1.key.cv ?? 0) }.map { point, indices in
+                ("ttft-cdf-\(point.slug).svg", ttftCDF(indices.map { runs[$0] }, at: point.caption))
             }
         let overall = summaries.filter { $0.task == "all" }
-        for (cv, group) in Dictionary(grouping: overall, by: { $0.cv ?? -1 }).sorted(by: { $0.key < $1.key }) where Set(group.map(\.rate)).count > 1 {
-            let name = cv < 0 ? "attainment-vs-rate.svg" : "attainment-vs-rate-cv\(SVGChart.format(cv)).svg"
-            files.append((name, attainment(group, along: \.rate, axis: "requests/s", title: "TTFT SLO attainment vs rate" + (cv < 0 ? "" : ", CV \(SVGChart.format(cv))"))))
+        for (cv, group) in Dictionary(grouping: overall, by: \.cv).sorted(by: { ($0.key ?? -1) < ($1.key ?? -1) }) where Set(group.map(\.rate)).count > 1 {
+            let point = Point(rate: nil, cv: cv)
+            files.append(("attainment-vs-rate\(point.slug.isEmpty ? "" : "-" + point.slug).svg",
+                          attainment(group, along: \.rate, axis: "requests/s", title: "TTFT SLO attainment vs rate" + (cv == nil ? "" : ", " + point.caption))))
         }
         for (rate, group) in Dictionary(grouping: overall.filter { $0.cv != nil }, by: \.rate).sorted(by: { $0.key < $1.key })
         where Set(group.compactMap(\.cv)).count > 1 {
-            files.append(("attainment-vs-cv-rate\(SVGChart.format(rate)).svg",
-                          attainment(group, along: { $0.cv ?? 0 }, axis: "coefficient of variation", title: "TTFT SLO attainment vs CV, \(SVGChart.format(rate)) requests/s")))
+            let point = Point(rate: rate, cv: nil)
+            files.append(("attainment-vs-cv-\(point.slug).svg",
+                          attainment(group, along: { $0.cv ?? 0 }, axis: "coefficient of variation", title: "TTFT SLO attainment vs CV, \(point.caption)")))
         }
         for (index, (run, events)) in zip(runs, logs).enumerated() where !events.isEmpty {
             let name = "\(index + 1)-\(fileSafe(run.header.label))"
@@ -67,9 +67,7 @@ public enum AnalysisPlots {
     /// Runs named by label, with rate and CV where several runs share a label.
     static func names(_ runs: [LoadResults]) -> [String] {
         runs.map { run in
-            let shared = runs.filter { $0.header.label == run.header.label }.count > 1
-            return shared ? run.header.label + String(format: " %.2g/s", run.header.rate) + (run.header.cv.map { " CV \(SVGChart.format($0))" } ?? "")
-                : run.header.label
+            runs.filter { $0.header.label == run.header.label }.count > 1 ? "\(run.header.label), \(Point(run.header).caption)" : run.header.label
         }
     }
 
@@ -94,9 +92,27 @@ public enum AnalysisPlots {
         return SVGChart.lines(title: title, xLabel: axis, yLabel: "TTFT SLO attainment", series: series, yRange: 0...1)
     }
 
+    /// Where a run was measured: its rate and CV, either of them left out where a chart varies it.
     struct Point: Hashable {
-        var rate: Double
+        var rate: Double?
         var cv: Double?
+
+        init(rate: Double?, cv: Double?) {
+            self.rate = rate
+            self.cv = cv
+        }
+
+        init(_ header: LoadResults.Header) { self.init(rate: header.rate, cv: header.cv) }
+
+        /// For file names: `rate0.5-cv2`.
+        var slug: String {
+            [rate.map { "rate\(SVGChart.format($0))" }, cv.map { "cv\(SVGChart.format($0))" }].compactMap { $0 }.joined(separator: "-")
+        }
+
+        /// For titles and legends: `0.5 requests/s, CV 2`.
+        var caption: String {
+            [rate.map { "\(SVGChart.format($0)) requests/s" }, cv.map { "CV \(SVGChart.format($0))" }].compactMap { $0 }.joined(separator: ", ")
+        }
     }
 
     static let stagePhases = ["process start", "fetch, then start", "chunks copied in", "runtime init", "first token"]

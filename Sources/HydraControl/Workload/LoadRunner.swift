@@ -28,10 +28,13 @@ public struct LoadRunner: Sendable {
     /// Factor applied to the trace's arrival times.
     var timeScale: Double { rate.map { trace.rate / $0 } ?? 1 }
 
+    /// Seconds of arrivals replayed.
+    var replayedSeconds: Double { durationSeconds ?? trace.durationSeconds * timeScale }
+
     /// The requests to send, at their rescaled times.
     public var schedule: [(index: Int, seconds: Double, request: Trace.Request)] {
-        let limit = durationSeconds ?? trace.durationSeconds * timeScale
-        return trace.requests.enumerated().map { ($0.offset, $0.element.arrivalSeconds * timeScale, $0.element) }.filter { $0.1 < limit }
+        let (scale, limit) = (timeScale, replayedSeconds)
+        return trace.requests.enumerated().map { ($0.offset, $0.element.arrivalSeconds * scale, $0.element) }.filter { $0.1 < limit }
     }
 
     public func validate() throws {
@@ -92,9 +95,8 @@ public struct LoadRunner: Sendable {
             }
         }
         group.wait()
-        let header = LoadResults.Header(label: label, url: url, trace: tracePath, rate: trace.rate / timeScale, cv: trace.cv,
-                                        durationSeconds: durationSeconds ?? trace.durationSeconds * timeScale, startedUnixSeconds: startedUnix,
-                                        wallSeconds: elapsed())
+        let header = LoadResults.Header(label: label, url: url, trace: tracePath, rate: rate ?? trace.rate, cv: trace.cv,
+                                        durationSeconds: replayedSeconds, startedUnixSeconds: startedUnix, wallSeconds: elapsed())
         return LoadResults(header: header, records: records.value.sorted { $0.index < $1.index })
     }
 }

@@ -6,8 +6,6 @@ public enum SVGChart {
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
     static let width = 720.0, height = 440.0
     static let right = 190.0, top = 40.0, bottom = 55.0
-    /// The plot area's left edge (Gantt charts widen it for their row labels).
-    @TaskLocal static var left = 70.0
 
     public struct Series: Sendable {
         public var name: String
@@ -25,13 +23,14 @@ public enum SVGChart {
         let xs = series.flatMap { $0.points.map(\.x) }, ys = series.flatMap { $0.points.map(\.y) }
         let xRange = niceRange(xs.min() ?? 0, xs.max() ?? 1)
         let yRange = yRange ?? niceRange(min(0, ys.min() ?? 0), ys.max() ?? 1)
-        var body = axes(title: title, xLabel: xLabel, yLabel: yLabel, xRange: xRange, yRange: yRange)
+        let frame = Frame()
+        var body = frame.axes(title: title, xLabel: xLabel, yLabel: yLabel, xRange: xRange, yRange: yRange)
         for (index, line) in series.enumerated() {
             let color = palette[index % palette.count]
             var path = ""
             var previous: (x: Double, y: Double)?
             for point in line.points.sorted(by: { $0.x < $1.x }) {
-                let (px, py) = (x(point.x, xRange), y(point.y, yRange))
+                let (px, py) = (frame.x(point.x, xRange), y(point.y, yRange))
                 if let previous, steps { path += " L\(f(px)),\(f(y(previous.y, yRange)))" }
                 path += (previous == nil ? "M" : " L") + "\(f(px)),\(f(py))"
                 previous = point
@@ -39,7 +38,7 @@ public enum SVGChart {
             body += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
             if !steps {
                 for point in line.points {
-                    body += "<circle cx=\"\(f(x(point.x, xRange)))\" cy=\"\(f(y(point.y, yRange)))\" r=\"3\" fill=\"\(color)\"/>\n"
+                    body += "<circle cx=\"\(f(frame.x(point.x, xRange)))\" cy=\"\(f(y(point.y, yRange)))\" r=\"3\" fill=\"\(color)\"/>\n"
                 }
             }
             body += legend(index, line.name, color)
@@ -62,22 +61,19 @@ public enum SVGChart {
 
     /// One row per entry, its bars coloured by phase.
     public static func gantt(title: String, xLabel: String, rows: [(label: String, bars: [Bar])], phases: [String]) -> String {
-        let ends = rows.flatMap { $0.bars.map(\.end) }
-        let labelWidth = Double(rows.prefix(40).map(\.label.count).max() ?? 0) * 6 + 12
-        return $left.withValue(max(70, labelWidth)) { ganttBody(title: title, xLabel: xLabel, rows: rows, phases: phases, end: ends.max() ?? 1) }
-    }
-
-    static func ganttBody(title: String, xLabel: String, rows: [(label: String, bars: [Bar])], phases: [String], end: Double) -> String {
-        let xRange = niceRange(0, end)
-        var body = axes(title: title, xLabel: xLabel, yLabel: "", xRange: xRange, yRange: 0...1, yTicks: false)
+        let xRange = niceRange(0, rows.flatMap { $0.bars.map(\.end) }.max() ?? 1)
+        // Room on the left for the row labels.
+        let frame = Frame(left: max(70, Double(rows.prefix(40).map(\.label.count).max() ?? 0) * 6 + 12))
+        var body = frame.axes(title: title, xLabel: xLabel, yLabel: "", xRange: xRange, yRange: 0...1, yTicks: false)
         let rowHeight = (height - top - bottom) / Double(max(rows.count, 1))
         for (index, row) in rows.enumerated() {
             let rowTop = top + Double(index) * rowHeight
             if rows.count <= 40 {
-                body += "<text x=\"\(f(left - 4))\" y=\"\(f(rowTop + rowHeight * 0.65))\" font-size=\"10\" text-anchor=\"end\">\(escape(row.label))</text>\n"
+                body += "<text x=\"\(f(frame.left - 4))\" y=\"\(f(rowTop + rowHeight * 0.65))\" font-size=\"10\" text-anchor=\"end\">\(escape(row.label))</text>\n"
             }
             for bar in row.bars where bar.end > bar.start {
-                body += rect(x(bar.start, xRange), rowTop + rowHeight * 0.15, max(0.5, x(bar.end, xRange) - x(bar.start, xRange)), rowHeight * 0.7,
+                body += rect(frame.x(bar.start, xRange), rowTop + rowHeight * 0.15, max(0.5, frame.x(bar.end, xRange) - frame.x(bar.start, xRange)),
+                             rowHeight * 0.7,
                              fill: palette[bar.phase % palette.count])
             }
         }
@@ -87,8 +83,40 @@ public enum SVGChart {
 
     // MARK: Pieces
 
-    static func x(_ value: Double, _ range: ClosedRange<Double>) -> Double {
-        left + (value - range.lowerBound) / max(range.upperBound - range.lowerBound, 1e-12) * (width - left - right)
+    /// The plot area, from its left edge (Gantt charts move it for their row labels) to the legend.
+    struct Frame {
+        var left = 70.0
+
+        func x(_ value: Double, _ range: ClosedRange<Double>) -> Double {
+            left + (value - range.lowerBound) / max(range.upperBound - range.lowerBound, 1e-12) * (width - left - right)
+        }
+
+        func axes(title: String, xLabel: String, yLabel: String, xRange: ClosedRange<Double>, yRange: ClosedRange<Double>,
+                  yTicks: Bool = true) -> String {
+            var out = text((left + width - right) / 2, 24, title, size: 15, anchor: "middle")
+            out += rect(left, top, width - left - right, height - top - bottom, fill: "none", stroke: "#444")
+            for (range, horizontal) in [(xRange, true), (yRange, false)] where horizontal || yTicks {
+                let step = tickStep(range.upperBound - range.lowerBound)
+                var value = range.lowerBound
+                while value <= range.upperBound + step / 1000 {
+                    let label = format(value)
+                    if horizontal {
+                        let px = x(value, range)
+                        out += "<line x1=\"\(f(px))\" y1=\"\(f(top))\" x2=\"\(f(px))\" y2=\"\(f(height - bottom))\" stroke=\"#ddd\"/>\n"
+                        out += text(px, height - bottom + 16, label, size: 11, anchor: "middle")
+                    } else {
+                        let py = y(value, range)
+                        out += "<line x1=\"\(f(left))\" y1=\"\(f(py))\" x2=\"\(f(width - right))\" y2=\"\(f(py))\" stroke=\"#ddd\"/>\n"
+                        out += text(left - 6, py + 4, label, size: 11, anchor: "end")
+                    }
+                    value += step
+                }
+            }
+            out += text((left + width - right) / 2, height - 14, xLabel, size: 12, anchor: "middle")
+            let middle = f((top + height - bottom) / 2)
+            out += "<text x=\"16\" y=\"\(middle)\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(middle))\">\(escape(yLabel))</text>\n"
+            return out
+        }
     }
 
     static func y(_ value: Double, _ range: ClosedRange<Double>) -> Double {
@@ -107,33 +135,6 @@ public enum SVGChart {
         let raw = span / 5
         let magnitude = pow(10, (log10(raw)).rounded(.down))
         return [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
-    }
-
-    static func axes(title: String, xLabel: String, yLabel: String, xRange: ClosedRange<Double>, yRange: ClosedRange<Double>,
-                     yTicks: Bool = true) -> String {
-        var out = text((left + width - right) / 2, 24, title, size: 15, anchor: "middle")
-        out += rect(left, top, width - left - right, height - top - bottom, fill: "none", stroke: "#444")
-        for (range, horizontal) in [(xRange, true), (yRange, false)] where horizontal || yTicks {
-            let step = tickStep(range.upperBound - range.lowerBound)
-            var value = range.lowerBound
-            while value <= range.upperBound + step / 1000 {
-                let label = format(value)
-                if horizontal {
-                    let px = x(value, range)
-                    out += "<line x1=\"\(f(px))\" y1=\"\(f(top))\" x2=\"\(f(px))\" y2=\"\(f(height - bottom))\" stroke=\"#ddd\"/>\n"
-                    out += text(px, height - bottom + 16, label, size: 11, anchor: "middle")
-                } else {
-                    let py = y(value, range)
-                    out += "<line x1=\"\(f(left))\" y1=\"\(f(py))\" x2=\"\(f(width - right))\" y2=\"\(f(py))\" stroke=\"#ddd\"/>\n"
-                    out += text(left - 6, py + 4, label, size: 11, anchor: "end")
-                }
-                value += step
-            }
-        }
-        out += text((left + width - right) / 2, height - 14, xLabel, size: 12, anchor: "middle")
-        let middle = f((top + height - bottom) / 2)
-        out += "<text x=\"16\" y=\"\(middle)\" font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(middle))\">\(escape(yLabel))</text>\n"
-        return out
     }
 
     static func legend(_ index: Int, _ name: String, _ color: String) -> String {
