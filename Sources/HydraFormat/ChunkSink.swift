@@ -15,6 +15,7 @@ final class ChunkSink: @unchecked Sendable {
         let planes: Int
         var stored: [UInt8]? = nil  // compressed bytes, when compression paid off
         var sha256 = ""
+        var xxh3 = ""
     }
 
     let compress: Bool
@@ -93,13 +94,16 @@ final class ChunkSink: @unchecked Sendable {
             let compressed = try ChunkCodec.compress(payload, planes: job.planes)
             if compressed.count < job.payloadBytes { job.stored = compressed }
         }
-        job.sha256 = job.stored.map(SHA256Hasher.hex) ?? SHA256Hasher.hex(payload)
+        let stored = job.stored
+        func hash(_ algorithm: DigestAlgorithm) -> String { stored.map { $0.withUnsafeBytes(algorithm.hex) } ?? algorithm.hex(payload) }
+        job.sha256 = hash(.sha256)
+        job.xxh3 = hash(.xxh3)
     }
 
     private func write(_ job: Job) throws {
         let payload = UnsafeRawBufferPointer(start: job.buffer.baseAddress, count: job.payloadBytes)
         let chunk = Manifest.Chunk(
-            sha256: job.sha256, storedBytes: job.stored?.count ?? job.payloadBytes, payloadBytes: job.payloadBytes,
+            sha256: job.sha256, xxh3: job.xxh3, storedBytes: job.stored?.count ?? job.payloadBytes, payloadBytes: job.payloadBytes,
             compression: job.stored == nil ? .none : .zstd(planes: job.planes), section: job.section, layer: job.layer)
         if let stored = job.stored {
             try stored.withUnsafeBytes { try stage(job.sha256, $0) }

@@ -40,6 +40,7 @@ extension Manifest {
         guard alignmentBytes > 0, alignmentBytes & (alignmentBytes - 1) == 0 else { throw fail("alignmentBytes \(alignmentBytes) is not a power of two") }
         for (index, chunk) in chunks.enumerated() {
             guard isSHA256Hex(chunk.sha256) else { throw fail("chunk \(index) has a malformed sha256") }
+            if let xxh3 = chunk.xxh3, !DigestAlgorithm.xxh3.isWellFormed(xxh3) { throw fail("chunk \(index) has a malformed xxh3") }
             guard chunk.payloadBytes >= 0, chunk.payloadBytes % alignmentBytes == 0, chunk.storedBytes >= 0 else {
                 throw fail("chunk \(index) sizes are invalid")
             }

@@ -1,7 +1,7 @@
 /// The manifest of a store entry (formats/store-v1.md is its specification).
 public struct Manifest: Codable, Sendable, Equatable {
     public static let formatName = "hydra-store"
-    public static let version = FormatVersion(major: 1, minor: 0)
+    public static let version = FormatVersion(major: 1, minor: 1)
     public static let alignmentBytes = 4096
 
     public var format: String
@@ -35,6 +35,8 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     public struct Chunk: Codable, Sendable, Equatable {
         public var sha256: String
+        /// XXH3-64 of the stored bytes (format 1.1; absent in 1.0 entries): the fast transfer check.
+        public var xxh3: String? = nil
         /// Bytes of the chunk file (compressed size when compressed).
         public var storedBytes: Int
         /// Bytes of the payload once decompressed: a multiple of `alignmentBytes`.

@@ -34,7 +34,7 @@ public enum Verifier {
         for (index, chunk) in manifest.chunks.enumerated() where !checked.contains(chunk.sha256) {
             checked.insert(chunk.sha256)
             let path = entry.store.chunkPath(chunk.sha256)
-            if let problem = check(path: path, sha256: chunk.sha256, size: chunk.storedBytes) {
+            if let problem = check(path: path, sha256: chunk.sha256, xxh3: chunk.xxh3, size: chunk.storedBytes) {
                 // Every chunk index with this hash carries the damage.
                 let hit = manifest.chunks.indices.filter { manifest.chunks[$0].sha256 == chunk.sha256 }
                 problems.append(Problem(path: path, problem: "chunk \(index): \(problem)", tensors: hit.flatMap { tensorsByChunk[$0] ?? [] }))
@@ -51,25 +51,31 @@ public enum Verifier {
         return Report(model: manifest.name, chunksChecked: checked.count, bytesChecked: bytes, problems: problems)
     }
 
-    /// Hashes a blob in pieces; nil when it is intact.
-    static func check(path: String, sha256: String, size: Int) -> String? {
+    /// Hashes a blob in pieces (SHA-256, and XXH3 when the manifest gives one); nil when it is intact.
+    static func check(path: String, sha256: String, xxh3: String? = nil, size: Int) -> String? {
         let file: FileDescriptor
         do { file = try FileDescriptor.open(path) } catch { return "missing or unreadable (\(error))" }
         do {
             let actualSize = try file.size()
             guard actualSize == size else { return "size is \(actualSize) bytes, expected \(size)" }
             let piece = AlignedBuffer(count: 8 << 20)
-            var hasher = SHA256Hasher()
+            let hasher = IncrementalDigest(.sha256)
+            let fastHasher = xxh3.map { _ in IncrementalDigest(.xxh3) }
             var offset = 0
             while offset < size {
                 let length = min(piece.count, size - offset)
                 let view = UnsafeMutableRawBufferPointer(start: piece.baseAddress, count: length)
                 try file.read(into: view, at: offset)
                 hasher.update(UnsafeRawBufferPointer(view))
+                fastHasher?.update(UnsafeRawBufferPointer(view))
                 offset += length
             }
             let actual = hasher.finalizeHex()
-            return actual == sha256 ? nil : "content hash \(actual) does not match its name (corrupt)"
+            guard actual == sha256 else { return "content hash \(actual) does not match its name (corrupt)" }
+            if let xxh3, let fast = fastHasher?.finalizeHex(), fast != xxh3 {
+                return "XXH3 \(fast) does not match the manifest's \(xxh3)"
+            }
+            return nil
         } catch {
             return "read failed: \(error)"
         }

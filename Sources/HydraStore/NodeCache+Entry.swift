@@ -17,15 +17,20 @@ extension NodeCache {
         /// Writable while fetching; unmapped before the memory is sealed.
         var mapping: MappedMemory?
         var received = 0
-        var digest = IncrementalSHA256()
+        /// What the bytes must hash to, and the hash of those received so far.
+        let expected: ExpectedDigest
+        var digest: IncrementalDigest
         var remoteIndex = 0
         var verificationFailures = 0
         var pins = 0
         var lastUse: UInt64 = 0
         var subscribers: [(CacheSubscription, Int)] = []
 
-        init(chunk: Manifest.Chunk, priority: CacheOrder.Priority, deadlineNanoseconds: UInt64) {
+        init(chunk: Manifest.Chunk, verification: ChunkVerification, priority: CacheOrder.Priority, deadlineNanoseconds: UInt64) {
             self.chunk = chunk
+            // A cache always checks what it publishes: `.none` is not offered here.
+            expected = chunk.expectedDigest(verification) ?? ExpectedDigest(.sha256, chunk.sha256)
+            digest = IncrementalDigest(expected.algorithm)
             self.priority = priority
             self.deadlineNanoseconds = deadlineNanoseconds
         }

@@ -94,22 +94,22 @@ extension NodeCache {
             }
             // Every byte arrived: the digest was computed as they streamed in.
             let actual = entry.digest.finalizeHex()
-            if actual == chunk.sha256 { break }
+            if actual == entry.expected.hex { break }
             entry.verificationFailures += 1
             let remote = remotes[entry.remoteIndex % remotes.count]
             logger.error("chunk failed verification; refetching from the next remote",
-                         metadata: ["chunk": "\(chunk.sha256)", "remote": "\(remote)", "actual": "\(actual)"])
+                         metadata: ["chunk": "\(chunk.sha256)", "remote": "\(remote)", "expected": "\(entry.expected)", "actual": "\(actual)"])
             let exhausted = entry.verificationFailures >= configuration.verificationAttemptsPerRemote * remotes.count
             condition.withLock {
                 counters.verificationFailures += 1
                 if exhausted {
                     failLocked(entry, "chunk \(chunk.sha256) failed verification \(entry.verificationFailures) times "
-                               + "(remotes: \(remotes.joined(separator: ", "))): the bytes served hash to \(actual)")
+                               + "(remotes: \(remotes.joined(separator: ", "))): the bytes served have \(entry.expected.algorithm) \(actual), not \(entry.expected.hex)")
                 }
             }
             if exhausted { return }
             entry.received = 0
-            entry.digest = IncrementalSHA256()
+            entry.digest = IncrementalDigest(entry.expected.algorithm)
             entry.remoteIndex += 1
         }
         // Unmap the writable view, then seal: from here on nobody can change these bytes.

@@ -28,6 +28,8 @@ public final class NodeCache: @unchecked Sendable {
         public var retryMaxSeconds = 2.0
         /// Whole-chunk verification attempts per remote before a chunk is declared corrupt.
         public var verificationAttemptsPerRemote = 2
+        /// How chunks are checked before they are published (`.none` is treated as `.fast`).
+        public var verification = ChunkVerification.fast
 
         public init(node: String, capacityBytes: Int, remotes: [String]) {
             self.node = node
@@ -169,7 +171,7 @@ public final class NodeCache: @unchecked Sendable {
             return entry
         }
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(configuration.orderTimeoutSeconds * 1e9)
-        let entry = Entry(chunk: chunk, priority: priority, deadlineNanoseconds: deadline)
+        let entry = Entry(chunk: chunk, verification: configuration.verification, priority: priority, deadlineNanoseconds: deadline)
         useClock += 1
         entry.lastUse = useClock
         entries[chunk.sha256] = entry

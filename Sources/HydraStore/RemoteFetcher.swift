@@ -4,7 +4,7 @@ import HydraSystem
 
 /// A client of the remote store without a cache (`hydra fetch`): reads a manifest, then fetches
 /// chunks over several keep-alive connections in parallel, straight into caller memory, checking
-/// each chunk's SHA-256 before it is accepted.
+/// each chunk's digest (XXH3 or SHA-256, per `verification`) before it is accepted.
 public struct RemoteFetcher: Sendable {
     public struct Statistics: Sendable {
         public let chunks: Int
@@ -15,20 +15,20 @@ public struct RemoteFetcher: Sendable {
     public let baseURL: String
     public let token: String?
     public let connections: Int
-    public let verify: Bool
+    public let verification: ChunkVerification
     /// The node's emulated NIC, shared by all connections (nil: unlimited).
     public let link: SharedTokenBucket?
     /// Certificate authorities to trust for an https store (nil: the system's).
     public let caFile: String?
 
-    public init(baseURL: String, token: String? = nil, connections: Int = 4, verify: Bool = true, link: SharedTokenBucket? = nil,
+    public init(baseURL: String, token: String? = nil, connections: Int = 4, verification: ChunkVerification = .fast, link: SharedTokenBucket? = nil,
                 caFile: String? = nil) {
         self.link = link
         self.caFile = caFile
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.connections = max(1, connections)
-        self.verify = verify
+        self.verification = verification
     }
 
     public func manifest(_ name: String) throws -> Manifest {
@@ -79,15 +79,14 @@ public struct RemoteFetcher: Sendable {
     private func fetchOne(_ chunk: Manifest.Chunk, into destination: UnsafeMutableRawPointer, client: HTTPClient) throws {
         let url = "\(baseURL)/v1/chunks/\(chunk.sha256)"
         let buffer = UnsafeMutableRawBufferPointer(start: destination, count: chunk.storedBytes)
-        let (status, count, digest) = try client.get(url, into: buffer, hashing: verify)
+        let expected = chunk.expectedDigest(verification)
+        let (status, count, digest) = try client.get(url, into: buffer, hashing: expected?.algorithm)
         try Self.check(status, url: url)
         guard count == chunk.storedBytes else {
             throw FormatError(url, "received \(count) bytes, the manifest says \(chunk.storedBytes)")
         }
-        if verify, let actual = digest {
-            guard actual == chunk.sha256 else {
-                throw FormatError(url, "chunk failed verification: its bytes hash to \(actual)")
-            }
+        if let expected, let actual = digest, actual != expected.hex {
+            throw FormatError(url, "chunk failed verification: its bytes' \(expected.algorithm) is \(actual), the manifest says \(expected.hex)")
         }
     }
 }

@@ -49,7 +49,7 @@ public final class HTTPClient {
         var written = 0
         var overflow = false
         /// Hashes the body as it arrives (while each piece is still in cache).
-        var hasher: IncrementalSHA256?
+        var hasher: IncrementalDigest?
         var link: SharedTokenBucket?
         /// Set on the first body bytes: an error response's body is kept apart, never written
         /// into the caller's buffer or hashed.
@@ -78,13 +78,13 @@ public final class HTTPClient {
 
     /// GET `url` straight into `buffer`; returns the status and the bytes written. A body longer
     /// than the buffer is an error.
-    /// With `hashing`, also returns the SHA-256 of the body, computed as it streams in.
+    /// With `hashing`, also returns the body's digest, computed as it streams in.
     public func get(_ url: String, into buffer: UnsafeMutableRawBufferPointer, range: ClosedRange<Int>? = nil,
-                    hashing: Bool = false) throws -> (status: Int, count: Int, sha256: String?) {
+                    hashing: DigestAlgorithm? = nil) throws -> (status: Int, count: Int, digest: String?) {
         let sink = Sink()
         sink.buffer = buffer
         sink.link = link
-        if hashing { sink.hasher = IncrementalSHA256() }
+        sink.hasher = hashing.map(IncrementalDigest.init)
         let status = try perform(url, range: range, sink: sink)
         if sink.overflow { throw Failure(url: url, message: "response longer than the \(buffer.count) bytes expected") }
         return (status, sink.written, sink.successful == false ? nil : sink.hasher?.finalizeHex())
@@ -93,7 +93,7 @@ public final class HTTPClient {
     /// GET `range` of `url` into `buffer`, feeding `digest` in order. Never throws: a transfer
     /// cut short reports how many bytes did arrive, so the caller can resume after them.
     public func transfer(_ url: String, range: ClosedRange<Int>, into buffer: UnsafeMutableRawBufferPointer,
-                         digest: IncrementalSHA256?) -> Transfer {
+                         digest: IncrementalDigest?) -> Transfer {
         let sink = Sink()
         sink.buffer = buffer
         sink.link = link

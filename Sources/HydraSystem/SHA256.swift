@@ -49,25 +49,5 @@ public func hexString(_ bytes: [UInt8]) -> String {
 
 /// True for 64 lowercase hex characters: the only chunk names a store accepts.
 public func isSHA256Hex(_ name: some StringProtocol) -> Bool {
-    name.utf8.count == 64 && name.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
-}
-
-/// A SHA-256 in progress that can be shared by reference: a transfer cut short keeps its state
-/// and a retry resumes hashing where the bytes resume.
-public final class IncrementalSHA256: @unchecked Sendable {
-    private var hasher: SHA256Hasher? = SHA256Hasher()
-    public private(set) var byteCount = 0
-
-    public init() {}
-
-    public func update(_ bytes: UnsafeRawBufferPointer) {
-        precondition(hasher != nil, "update after finalizeHex")
-        hasher!.update(bytes)
-        byteCount += bytes.count
-    }
-
-    public func finalizeHex() -> String {
-        guard let hasher = hasher.take() else { preconditionFailure("finalizeHex called twice") }
-        return hasher.finalizeHex()
-    }
+    DigestAlgorithm.sha256.isWellFormed(name)
 }

@@ -155,7 +155,7 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                                 row.seconds.min()!, row.seconds.max()!,
                                 row.contender.hasPrefix("hydra") ? "—" : String(format: "%.2f×", ours.gigabytesPerSecond / row.gigabytesPerSecond)))
         }
-        lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, SHA-256, sealing, descriptor passing). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, SHA-256 of every chunk unless 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
+        lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, XXH3 check, sealing, descriptor passing). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, each chunk checked against the XXH3 its manifest carries, or its SHA-256 in the 'SHA-256' row, or not at all in 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
         lines.append("\nPython peers (synthetic model only: they read its safetensors source, the same 2 GB of bf16): every tensor materialised in process memory (safetensors' lazy mmap is cloned; runai's reused buffers are cloned), timed inside the interpreter after imports; runai-model-streamer with its default (direct) reads at concurrency 1, 4 and 16.")
         lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena.")
         print(lines.joined(separator: "\n"))
@@ -216,8 +216,10 @@ extension BenchFetchCommand {
                     ("curl ← hydra store serve", curl(hashes.map { "http://127.0.0.1:\(hydraPort)/v1/chunks/\($0)" }, connections)),
                 ]
                 if connections == 4 {
-                    contenders.append(("hydra fetch, no verify", [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name,
-                                                                  "--connections", "4", "--no-verify", "--json"]))
+                    for (label, mode) in [("SHA-256", "sha256"), ("no verify", "none")] {
+                        contenders.append(("hydra fetch, \(label)", [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name,
+                                                                     "--connections", "4", "--verify", mode, "--json"]))
+                    }
                     if bytes < 512 << 20 {  // the 2 GB model would take 16 s a run at 1 Gbit/s
                         contenders.append(("hydra fetch, emulated 1 Gbit/s link (0.125 GB/s)",
                                            [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name,

@@ -55,9 +55,14 @@ struct CacheServeCommand: ParsableCommand {
     @Option(name: .customLong("piece-mib"), help: "MiB per range request: the unit of resumption and of yielding to high priority.")
     var pieceMiB: Int = 8
     @Option(name: .customLong("fetch-timeout"), help: "Seconds after which a chunk that cannot be fetched fails.") var fetchTimeout: Double = 120
+    @Option(help: """
+        How each chunk is checked before it is published: fast (XXH3 where the manifest has it,         SHA-256 otherwise) or sha256 (always the chunk's name: for remotes you do not trust).
+        """)
+    var verify: ChunkVerification = .fast
 
     func validate() throws {
         if let nicGbps, !(nicGbps > 0) { throw ValidationError("--nic-gbps must be positive") }
+        guard verify != .none else { throw ValidationError("--verify none is for hydra fetch only: a node cache always checks what it publishes") }
         guard capacityGiB > 0 else { throw ValidationError("--capacity-gib must be positive") }
         guard connections >= 1 && connections <= 64 else { throw ValidationError("--connections must be 1…64") }
         guard pieceMiB >= 1 && pieceMiB <= 1024 else { throw ValidationError("--piece-mib must be 1…1024") }
@@ -76,6 +81,7 @@ struct CacheServeCommand: ParsableCommand {
             configuration.connections = connections
             configuration.pieceBytes = pieceMiB << 20
             configuration.orderTimeoutSeconds = fetchTimeout
+            configuration.verification = verify
             var logger = Logger(label: "hydra.cache")
             logger.logLevel = .info
             let cache = NodeCache(configuration: configuration, logger: logger)

@@ -9,7 +9,7 @@ struct FetchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fetch",
         abstract: "Fetch one pipeline stage of a model from a remote store into memory, without a node cache.",
-        discussion: "For debugging and benchmarks: prints chunks, bytes and throughput. Every chunk is checked against its SHA-256 unless --no-verify."
+        discussion: "For debugging and benchmarks: prints chunks, bytes and throughput. Every chunk is checked as it streams in: against its XXH3 where the manifest has one, its SHA-256 otherwise (--verify)."
     )
 
     @Argument(help: "Remote store URL, e.g. http://127.0.0.1:8470") var url: String
@@ -19,7 +19,8 @@ struct FetchCommand: ParsableCommand {
     @Option(help: "Parallel connections.") var connections: Int = 4
     @Option(name: .customLong("token-file"), help: "File holding the bearer token.") var tokenFile: String?
     @Option(name: .customLong("ca-file"), help: "PEM certificate authorities to trust for an https store.") var caFile: String?
-    @Flag(name: .customLong("no-verify"), help: "Skip SHA-256 checks (to measure their cost).") var noVerify = false
+    @Option(help: "fast (XXH3 where the manifest has it, else SHA-256), sha256, or none (to measure the checks' cost).")
+    var verify: ChunkVerification = .fast
     @Flag(help: "Print the figures as one JSON line.") var json = false
     @Option(name: .customLong("nic-gbps"), help: "Emulate a node link of this many Gbit/s (token bucket over all connections).")
     var nicGbps: Double?
@@ -31,7 +32,7 @@ struct FetchCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let token = try tokenFile.map(readToken)
-            let fetcher = RemoteFetcher(baseURL: url, token: token, connections: connections, verify: !noVerify,
+            let fetcher = RemoteFetcher(baseURL: url, token: token, connections: connections, verification: verify,
                                         link: nicGbps.map { SharedTokenBucket(gigabitsPerSecond: $0) }, caFile: caFile)
             let manifest = try fetcher.manifest(name)
             var seen = Set<String>()
@@ -51,8 +52,10 @@ struct FetchCommand: ParsableCommand {
                 print("{\"chunks\":\(stats.chunks),\"bytes\":\(stats.bytes),\"seconds\":\(stats.seconds)}")
                 return
             }
-            print(String(format: "fetched stage %d of pp=%d: %d chunks, %@ in %.2f s (%.0f MB/s)%@", stage, pp, stats.chunks,
-                         formatBytes(stats.bytes), stats.seconds, Double(stats.bytes) / stats.seconds / 1e6, noVerify ? ", unverified" : ", verified"))
+            let checks = Set(chunks.compactMap { $0.expectedDigest(verify)?.algorithm.description }).sorted()
+            print(String(format: "fetched stage %d of pp=%d: %d chunks, %@ in %.2f s (%.0f MB/s), %@", stage, pp, stats.chunks,
+                         formatBytes(stats.bytes), stats.seconds, Double(stats.bytes) / stats.seconds / 1e6,
+                         checks.isEmpty ? "unverified" : "verified (\(checks.joined(separator: ", ")))"))
         }
     }
 }

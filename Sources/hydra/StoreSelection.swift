@@ -12,3 +12,5 @@ struct StoreSelection: ParsableArguments {
         try name.map { [$0] } ?? directory.modelNames()
     }
 }
+
+extension ChunkVerification: ExpressibleByArgument {}

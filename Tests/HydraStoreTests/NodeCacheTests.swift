@@ -50,15 +50,19 @@ import HydraSystem
                 expectExact(received, Array(good.entry.manifest.chunks.indices), good)
                 #expect(both.cache.status().verificationFailures >= 1)
 
-                // Only the corrupt remote: the order fails naming the chunk; it is never cached.
-                let alone = try CachedNode(remotes: [bad.port])
-                defer { alone.stop() }
-                let failure = try #require(await #expect(throws: NodeCacheClient.Failure.self) {
-                    _ = try await alone.receiveAll(CacheOrder(model: "m"))
-                })
-                #expect(failure.message.contains(victim.sha256) && failure.message.contains("failed verification"))
-                let status = alone.cache.status()
-                #expect(!status.cachedChunks.contains(victim.sha256) && status.failedChunks == 1)
+                // Only the corrupt remote: the order fails naming the chunk and the check that
+                // caught it (the manifest's XXH3 by default, SHA-256 when asked); it is never cached.
+                for (verification, algorithm) in [(ChunkVerification.fast, "XXH3-64"), (.sha256, "SHA-256")] {
+                    let alone = try CachedNode(remotes: [bad.port], verification: verification)
+                    defer { alone.stop() }
+                    let failure = try #require(await #expect(throws: NodeCacheClient.Failure.self) {
+                        _ = try await alone.receiveAll(CacheOrder(model: "m"))
+                    })
+                    #expect(failure.message.contains(victim.sha256) && failure.message.contains("failed verification"))
+                    #expect(failure.message.contains(algorithm), "\(verification): \(failure.message)")
+                    let status = alone.cache.status()
+                    #expect(!status.cachedChunks.contains(victim.sha256) && status.failedChunks == 1)
+                }
             }
         }
     }

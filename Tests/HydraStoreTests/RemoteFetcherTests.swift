@@ -6,13 +6,15 @@ import HydraSystem
 @testable import HydraStore
 
 @Suite(.serialized) struct RemoteFetcherTests {
-    func fetchStage(_ served: ServedStore, stage: Int, pp: Int, token: String? = nil) async throws -> [(Manifest.Chunk, [UInt8])] {
+    func fetchStage(_ served: ServedStore, stage: Int, pp: Int, token: String? = nil,
+                    verification: ChunkVerification = .fast) async throws -> [(Manifest.Chunk, [UInt8])] {
         let port = served.port
-        return try await offPool { try Self.fetchStageBlocking(port: port, stage: stage, pp: pp, token: token) }
+        return try await offPool { try Self.fetchStageBlocking(port: port, stage: stage, pp: pp, token: token, verification: verification) }
     }
 
-    static func fetchStageBlocking(port: Int, stage: Int, pp: Int, token: String?) throws -> [(Manifest.Chunk, [UInt8])] {
-        let fetcher = RemoteFetcher(baseURL: "http://127.0.0.1:\(port)", token: token, connections: 3)
+    static func fetchStageBlocking(port: Int, stage: Int, pp: Int, token: String?,
+                                   verification: ChunkVerification = .fast) throws -> [(Manifest.Chunk, [UInt8])] {
+        let fetcher = RemoteFetcher(baseURL: "http://127.0.0.1:\(port)", token: token, connections: 3, verification: verification)
         let manifest = try fetcher.manifest("m")
         let chunks = manifest.stagePlans.first { $0.pp == pp }!.stages[stage].chunks.map { manifest.chunks[$0] }
         let buffers = chunks.map { SharedBuffer(count: $0.storedBytes) }
@@ -38,9 +40,16 @@ import HydraSystem
             var bytes = served.chunkBytes(victim.sha256)
             bytes[17] ^= 0x40
             _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
-            let error = await #expect(throws: FormatError.self) { _ = try await fetchStage(served, stage: 0, pp: 1) }
-            let failure = try #require(error)
-            #expect(failure.file.hasSuffix(victim.sha256) && failure.problem.contains("failed verification"))
+            // Each policy checks with what it names: XXH3 from the manifest by default, SHA-256 on request.
+            for (verification, algorithm) in [(ChunkVerification.fast, "XXH3-64"), (.sha256, "SHA-256")] {
+                let error = await #expect(throws: FormatError.self) { _ = try await fetchStage(served, stage: 0, pp: 1, verification: verification) }
+                let failure = try #require(error)
+                #expect(failure.file.hasSuffix(victim.sha256) && failure.problem.contains("failed verification"))
+                #expect(failure.problem.contains(algorithm), "\(verification): \(failure.problem)")
+            }
+            // `none` checks nothing: the corrupt bytes come through (it exists to measure the checks).
+            let unchecked = try await fetchStage(served, stage: 0, pp: 1, verification: .none)
+            #expect(unchecked.first { $0.0 == victim }?.1 == bytes)
         }
     }
 

@@ -26,6 +26,40 @@ import HydraSystem
     }
 }
 
+@Suite struct XXH3Tests {
+    static let pattern = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+
+    /// Reference values from Python's `xxhash` package (an independent build of the reference
+    /// implementation): the short-input path, and the long one (over 240 bytes) with stripes.
+    @Test func knownVectors() {
+        #expect([UInt8]().withUnsafeBytes(DigestAlgorithm.xxh3.hex) == "2d06800538d394c2")
+        #expect(Array("abc".utf8).withUnsafeBytes(DigestAlgorithm.xxh3.hex) == "78af5f94892f3950")
+        #expect(Self.pattern.withUnsafeBytes(DigestAlgorithm.xxh3.hex) == "01271d2740e5fca3")
+    }
+
+    @Test func incrementalEqualsOneShotForBothAlgorithms() {
+        for algorithm in DigestAlgorithm.allCases {
+            for split in [0, 1, 239, 333, 65_536, 99_999] {
+                let digest = IncrementalDigest(algorithm)
+                Self.pattern.withUnsafeBytes { all in
+                    digest.update(UnsafeRawBufferPointer(rebasing: all[0..<split]))
+                    digest.update(UnsafeRawBufferPointer(rebasing: all[split...]))
+                }
+                #expect(digest.byteCount == Self.pattern.count)
+                #expect(digest.finalizeHex() == Self.pattern.withUnsafeBytes(algorithm.hex), "\(algorithm) split at \(split)")
+            }
+        }
+    }
+
+    @Test func wellFormedDigests() {
+        #expect(DigestAlgorithm.xxh3.isWellFormed("01271d2740e5fca3"))
+        #expect(!DigestAlgorithm.xxh3.isWellFormed("01271D2740E5FCA3"))
+        #expect(!DigestAlgorithm.xxh3.isWellFormed("01271d2740e5fca"))
+        #expect(!DigestAlgorithm.xxh3.isWellFormed(String(repeating: "a", count: 64)))
+        #expect(DigestAlgorithm.sha256.isWellFormed(String(repeating: "a", count: 64)))
+    }
+}
+
 @Suite struct ZstdTests {
     @Test func roundTrip() throws {
         let payload = (0..<65_536).map { UInt8(truncatingIfNeeded: ($0 / 7) % 13) }

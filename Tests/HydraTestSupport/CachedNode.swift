@@ -11,7 +11,8 @@ public final class CachedNode: @unchecked Sendable {
     public let directory: String
     public var socketPath: String { directory + "/cache.sock" }
 
-    public init(remotes: [Int], capacityBytes: Int = 1 << 30, nicGbps: Double? = nil, timeoutSeconds: Double = 30, connections: Int = 4) throws {
+    public init(remotes: [Int], capacityBytes: Int = 1 << 30, nicGbps: Double? = nil, timeoutSeconds: Double = 30, connections: Int = 4,
+                verification: ChunkVerification = .fast) throws {
         directory = NSTemporaryDirectory() + "hydra-cache-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = NodeCache.Configuration(node: "n0", capacityBytes: capacityBytes, remotes: remotes.map { "http://127.0.0.1:\($0)" })
@@ -20,6 +21,7 @@ public final class CachedNode: @unchecked Sendable {
         configuration.orderTimeoutSeconds = timeoutSeconds
         configuration.retryMaxSeconds = 0.2
         configuration.connections = connections
+        configuration.verification = verification
         var quiet = Logger(label: "hydra.cache.test")
         quiet.logLevel = .critical
         cache = NodeCache(configuration: configuration, logger: quiet)

@@ -4,7 +4,7 @@ check that the test vectors read back as expected.json says.
 
     python3 formats/vectors/read_store.py [STORE [EXPECTED]]
 
-Needs `zstandard` (PyPI) for compressed chunks."""
+Needs `zstandard` (PyPI) for compressed chunks and `xxhash` (PyPI) for format 1.1's chunk XXH3."""
 import hashlib, json, sys
 from pathlib import Path
 
@@ -15,6 +15,10 @@ def load_chunk(store, chunk):
     blob = (store / "chunks" / chunk["sha256"][:2] / chunk["sha256"]).read_bytes()
     if len(blob) != chunk["storedBytes"] or hashlib.sha256(blob).hexdigest() != chunk["sha256"]:
         raise ValueError(f"chunk {chunk['sha256']} is corrupt")
+    if "xxh3" in chunk:  # format 1.1: XXH3-64 of the stored bytes, canonical (big-endian) hex
+        import xxhash
+        if xxhash.xxh3_64_hexdigest(blob) != chunk["xxh3"]:
+            raise ValueError(f"chunk {chunk['sha256']}: xxh3 {xxhash.xxh3_64_hexdigest(blob)} is not the manifest's {chunk['xxh3']}")
     kind = chunk["compression"]
     if kind == "none":
         return blob
