@@ -30,7 +30,10 @@ public final class SharedMemoryFile: @unchecked Sendable {
     deinit { close(fd) }
 
     /// Maps the whole file (shared: writes land in the file itself). With `populate`, every
-    /// page is faulted in at once (one call instead of a fault per 4 KiB page as bytes land).
+    /// page is faulted in at once (one call instead of a fault per 4 KiB page as bytes land), in
+    /// transparent huge pages where the host's shmem policy allows them
+    /// (`/sys/kernel/mm/transparent_hugepage/shmem_enabled`: `advise` or `always`; docs/benchmarks.md
+    /// measures what they save).
     public func map(writable: Bool, populate: Bool = false) throws -> MappedMemory {
         try MappedMemory(fd: fd, count: count, writable: writable, populate: populate)
     }
@@ -50,9 +53,16 @@ public final class MappedMemory: @unchecked Sendable {
         self.count = count
         guard count > 0 else { baseAddress = nil; return }
         let protection = writable ? PROT_READ | PROT_WRITE : PROT_READ
-        let address = mmap(nil, count, protection, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0)
+        let hugeFirst = populate && writable
+        let address = mmap(nil, count, protection, MAP_SHARED | (populate && !hugeFirst ? MAP_POPULATE : 0), fd, 0)
         guard let address, address != MAP_FAILED else { throw SystemError("mmap(\(count))", errno: errno) }
         baseAddress = address
+        if hugeFirst {
+            // Ask for huge pages before any page exists, then fault them all in. Both are hints:
+            // a kernel without MADV_POPULATE_WRITE (before 5.14) faults pages in as they are written.
+            _ = madvise(address, count, MADV_HUGEPAGE)
+            _ = madvise(address, count, MADV_POPULATE_WRITE)
+        }
     }
 
     deinit { if let baseAddress { munmap(baseAddress, count) } }

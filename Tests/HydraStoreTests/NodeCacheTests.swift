@@ -79,7 +79,10 @@ import HydraSystem
                 attachment.close()
                 return chunks
             } }
-            try await Task.sleep(for: .milliseconds(150))
+            // Kill once the first pieces have landed (not after a fixed delay: on a loaded
+            // machine the fetch may not have started yet, and then nothing is interrupted).
+            for _ in 0..<500 where node.cache.status().bytesFetched == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(node.cache.status().bytesFetched < served.entry.manifest.chunks.reduce(0) { $0 + $1.storedBytes })
             relay.kill()
             try await Task.sleep(for: .milliseconds(500))
             try relay.start()
