@@ -35,12 +35,18 @@ public struct RemoteStoreServer: Sendable {
     let store: StoreDirectory
     let reader: any FileBatchReader
     let limiter: ReadLimiter
+    let pieces: PieceReader
 
     public init(configuration: Configuration, reader: (any FileBatchReader)? = nil) {
         self.configuration = configuration
         store = StoreDirectory(root: configuration.root)
-        self.reader = reader ?? FileReaders.make()
+        let reader = reader ?? FileReaders.make()
+        self.reader = reader
         limiter = ReadLimiter(limit: configuration.maxConcurrentReads)
+        // Each thread waits on one read at a time (a piece is one io_uring request): enough
+        // threads keep the ring busy; the read limit bounds the queue.
+        pieces = PieceReader(reader: reader, threads: min(8, configuration.maxConcurrentReads),
+                             capacity: configuration.maxConcurrentReads)
     }
 
     /// The Hummingbird application; `onServerRunning` learns the bound port (useful with port 0).
@@ -132,21 +138,21 @@ public struct RemoteStoreServer: Sendable {
         headers[.contentLength] = String(max(range.count, 0))
         guard sendBody, length > 0 else { return Response(status: status, headers: headers) }
         let pieceBytes = configuration.pieceBytes
-        let reader = self.reader, limiter = self.limiter
+        let pieces = self.pieces, limiter = self.limiter
         return Response(status: status, headers: headers, body: ResponseBody(contentLength: range.count) { writer in
             var offset = range.first
-            let piece = SharedBuffer(count: min(pieceBytes, range.count))
             while offset <= range.last {
-                let count = min(piece.count, range.last - offset + 1)
+                let count = min(pieceBytes, range.last - offset + 1)
                 await limiter.acquire()
+                let piece: ByteBuffer
                 do {
-                    try await reader.read([FileRead(fd: file.fd, offset: offset, length: count, buffer: piece.baseAddress, path: path)])
+                    piece = try await pieces.read(fd: file.fd, offset: offset, length: count, path: path)
                 } catch {
                     await limiter.release()
                     throw error
                 }
                 await limiter.release()
-                try await writer.write(ByteBuffer(bytes: UnsafeRawBufferPointer(start: piece.baseAddress, count: count)))
+                try await writer.write(piece)
                 offset += count
             }
             try await writer.finish(nil)
