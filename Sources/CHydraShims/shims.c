@@ -31,6 +31,13 @@ CURLcode chydra_curl_set_pointer(CURL *handle, CURLoption option, void *value) {
     return curl_easy_setopt(handle, option, value);
 }
 
+CURLcode chydra_curl_get_active_socket(CURL *handle, int *socket) {
+    curl_socket_t value = CURL_SOCKET_BAD;
+    CURLcode code = curl_easy_getinfo(handle, CURLINFO_ACTIVESOCKET, &value);
+    *socket = (int)value;
+    return code;
+}
+
 CURLcode chydra_curl_set_write_function(CURL *handle, size_t (*function)(char *, size_t, size_t, void *)) {
     return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, function);
 }

@@ -2,7 +2,8 @@ import CCurl
 import CHydraShims
 import Foundation
 
-/// A blocking HTTP client over one libcurl easy handle (keep-alive between requests). One per
+/// A blocking HTTP client over one libcurl easy handle (keep-alive between requests), with chunk
+/// bodies on a second connection that receives them straight into caller memory. One per
 /// thread: fetchers run several on dedicated threads for parallel range requests.
 public final class HTTPClient {
     public struct Failure: Error, CustomStringConvertible, Sendable {
@@ -19,6 +20,8 @@ public final class HTTPClient {
     }
 
     private let handle: UnsafeMutableRawPointer
+    /// Chunk bodies go through their own connection, straight into the caller's memory.
+    private var direct: DirectBodyConnection?
     private let headers: [String]
     public let timeoutSeconds: Int
     /// An emulated NIC shared with other clients of the node: received bytes wait for its tokens.
@@ -42,19 +45,9 @@ public final class HTTPClient {
 
     deinit { curl_easy_cleanup(handle) }
 
-    /// Sink for the body: appends to an array, or fills a fixed buffer (and rejects overflow).
+    /// Sink for a body held in memory (manifests, JSON, streamed NDJSON).
     final class Sink {
         var bytes: [UInt8] = []
-        var buffer: UnsafeMutableRawBufferPointer?
-        var written = 0
-        var overflow = false
-        /// Hashes the body as it arrives (while each piece is still in cache).
-        var hasher: IncrementalDigest?
-        var link: SharedTokenBucket?
-        /// Set on the first body bytes: an error response's body is kept apart, never written
-        /// into the caller's buffer or hashed.
-        var successful: Bool?
-        var handle: UnsafeMutableRawPointer?
         /// Sees every piece of the body as it arrives (streamed responses); false aborts the transfer.
         var onData: ((UnsafeRawBufferPointer) -> Bool)?
         var aborted = false
@@ -81,35 +74,35 @@ public final class HTTPClient {
     /// With `hashing`, also returns the body's digest, computed as it streams in.
     public func get(_ url: String, into buffer: UnsafeMutableRawBufferPointer, range: ClosedRange<Int>? = nil,
                     hashing: DigestAlgorithm? = nil) throws -> (status: Int, count: Int, digest: String?) {
-        let sink = Sink()
-        sink.buffer = buffer
-        sink.link = link
-        sink.hasher = hashing.map(IncrementalDigest.init)
-        let status = try perform(url, range: range, sink: sink)
-        if sink.overflow { throw Failure(url: url, message: "response longer than the \(buffer.count) bytes expected") }
-        return (status, sink.written, sink.successful == false ? nil : sink.hasher?.finalizeHex())
+        let digest = hashing.map(IncrementalDigest.init)
+        let outcome = receiveBody(url, range: range, into: buffer, digest: digest)
+        if let failure = outcome.failure { throw Failure(url: url, message: failure) }
+        let successful = (200..<300).contains(outcome.status)
+        return (outcome.status, outcome.written, successful ? digest?.finalizeHex() : nil)
     }
 
     /// GET `range` of `url` into `buffer`, feeding `digest` in order. Never throws: a transfer
     /// cut short reports how many bytes did arrive, so the caller can resume after them.
     public func transfer(_ url: String, range: ClosedRange<Int>, into buffer: UnsafeMutableRawBufferPointer,
                          digest: IncrementalDigest?) -> Transfer {
-        let sink = Sink()
-        sink.buffer = buffer
-        sink.link = link
-        sink.hasher = digest
-        do {
-            let status = try perform(url, range: range, sink: sink)
-            if sink.overflow { return Transfer(status: status, count: sink.written, failure: "response longer than the \(buffer.count) bytes asked for") }
-            if status != 200 && status != 206 {
-                let detail = String(decoding: sink.bytes.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                return Transfer(status: status, count: 0, failure: "HTTP \(status)" + (detail.isEmpty ? "" : ": \(detail)"))
-            }
-            return Transfer(status: status, count: sink.written, failure: nil)
-        } catch {
-            var status = 0
-            chydra_curl_get_response_code(handle, &status)
-            return Transfer(status: status, count: sink.written, failure: "\(error)")
+        let outcome = receiveBody(url, range: range, into: buffer, digest: digest)
+        if let failure = outcome.failure { return Transfer(status: outcome.status, count: outcome.written, failure: failure) }
+        guard outcome.status == 200 || outcome.status == 206 else {
+            let detail = String(decoding: outcome.errorBody.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return Transfer(status: outcome.status, count: 0, failure: "HTTP \(outcome.status)" + (detail.isEmpty ? "" : ": \(detail)"))
+        }
+        return Transfer(status: outcome.status, count: outcome.written, failure: nil)
+    }
+
+    /// A body received straight into `buffer` on this client's direct connection, each piece
+    /// paid for on the emulated link and hashed as it lands.
+    private func receiveBody(_ url: String, range: ClosedRange<Int>?, into buffer: UnsafeMutableRawBufferPointer,
+                             digest: IncrementalDigest?) -> DirectBodyConnection.Outcome {
+        let direct = self.direct ?? DirectBodyConnection(caFile: caFile, timeoutSeconds: timeoutSeconds)
+        self.direct = direct
+        return direct.get(url, headers: headers, range: range, into: buffer) { piece in
+            link?.consume(piece.count)
+            digest?.update(piece)
         }
     }
 
@@ -165,28 +158,14 @@ public final class HTTPClient {
         chydra_curl_set_write_function(handle) { data, size, count, context in
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
-            sink.link?.consume(length)
-            if sink.buffer != nil && sink.successful == nil {
-                var status = 0
-                chydra_curl_get_response_code(sink.handle, &status)
-                sink.successful = status == 200 || status == 206
-            }
-            if let buffer = sink.buffer, sink.successful == true {
-                guard sink.written + length <= buffer.count else { sink.overflow = true; return 0 }
-                (buffer.baseAddress! + sink.written).copyMemory(from: data!, byteCount: length)
-                sink.hasher?.update(UnsafeRawBufferPointer(start: data, count: length))
-                sink.written += length
-            } else if sink.buffer == nil || sink.bytes.count < 4096 {
-                if let onData = sink.onData, !onData(UnsafeRawBufferPointer(start: data, count: length)) { sink.aborted = true; return 0 }
-                sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
-            }
+            if let onData = sink.onData, !onData(UnsafeRawBufferPointer(start: data, count: length)) { sink.aborted = true; return 0 }
+            sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: length))
             return length
         }
-        sink.handle = handle
         let context = Unmanaged.passUnretained(sink).toOpaque()
         chydra_curl_set_pointer(handle, CURLOPT_WRITEDATA, context)
         let code = withExtendedLifetime(sink) { curl_easy_perform(handle) }
-        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && (sink.overflow || sink.aborted)) else {
+        guard code == CURLE_OK || (code == CURLE_WRITE_ERROR && sink.aborted) else {
             var message = String(cString: curl_easy_strerror(code))
             if code == CURLE_PEER_FAILED_VERIFICATION { message += " (the server's certificate is not trusted: pass its authority with --ca-file)" }
             throw Failure(url: url, message: message)

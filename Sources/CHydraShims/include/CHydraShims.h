@@ -19,6 +19,8 @@ CURLcode chydra_curl_set_long(CURL *handle, CURLoption option, long value);
 CURLcode chydra_curl_set_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode chydra_curl_set_write_function(CURL *handle, size_t (*function)(char *, size_t, size_t, void *));
 CURLcode chydra_curl_get_response_code(CURL *handle, long *code);
+// The socket of a CURLOPT_CONNECT_ONLY connection (to wait on it with poll).
+CURLcode chydra_curl_get_active_socket(CURL *handle, int *socket);
 
 // memfd_create + seals (_GNU_SOURCE): shared memory a node cache hands to workers, sealed
 // read-only once a chunk is verified.
