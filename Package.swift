@@ -29,13 +29,14 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         // The one shim: only what Swift cannot call or see (macros such as O_DIRECT).
         .target(name: "CHydraShims", linkerSettings: [.linkedLibrary("curl")]),
+        // XXH3 from libxxhash-dev's header, inlined and built for AVX2 (the engine's baseline too).
+        .target(name: "CXXH3", cSettings: [.unsafeFlags(["-mavx2", "-O3"])]),
 
         .target(
             name: "HydraSystem",
-            dependencies: ["CURing", "CZstd", "CCurl", "COpenSSL", "CXXHash", "CHydraShims", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CURing", "CZstd", "CCurl", "COpenSSL", "CXXH3", "CHydraShims", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "HydraFormat", dependencies: ["HydraSystem"], swiftSettings: optimizedEvenInDebug),
         .target(name: "HydraEngine", dependencies: ["HydraFormat"], swiftSettings: optimizedEvenInDebug + vectorISA),

@@ -33,7 +33,6 @@ public struct RemoteStoreServer: Sendable {
 
     public let configuration: Configuration
     let store: StoreDirectory
-    let reader: any FileBatchReader
     let limiter: ReadLimiter
     let pieces: PieceReader
 
@@ -41,7 +40,6 @@ public struct RemoteStoreServer: Sendable {
         self.configuration = configuration
         store = StoreDirectory(root: configuration.root)
         let reader = reader ?? FileReaders.make()
-        self.reader = reader
         limiter = ReadLimiter(limit: configuration.maxConcurrentReads)
         // Each thread waits on one read at a time (a piece is one io_uring request): enough
         // threads keep the ring busy; the read limit bounds the queue.

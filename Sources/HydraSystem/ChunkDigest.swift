@@ -1,4 +1,4 @@
-import CXXHash
+import CXXH3
 
 /// The hash functions a chunk can be checked with. SHA-256 names every chunk (its content
 /// address); XXH3-64, when the manifest carries it, checks a transfer five to ten times faster —
@@ -13,7 +13,7 @@ public enum DigestAlgorithm: String, Sendable, CaseIterable, CustomStringConvert
     public func hex(_ bytes: UnsafeRawBufferPointer) -> String {
         switch self {
         case .sha256: SHA256Hasher.hex(bytes)
-        case .xxh3: xxh3Hex(XXH3_64bits(bytes.baseAddress, bytes.count))
+        case .xxh3: xxh3Hex(chydra_xxh3_64(bytes.baseAddress, bytes.count))
         }
     }
 
@@ -48,7 +48,7 @@ func xxh3Hex(_ value: UInt64) -> String {
 public final class IncrementalDigest: @unchecked Sendable {
     public let algorithm: DigestAlgorithm
     private var sha256: SHA256Hasher?
-    private let xxh3: OpaquePointer?
+    private let xxh3: UnsafeMutableRawPointer?
     private var finished = false
     public private(set) var byteCount = 0
 
@@ -59,19 +59,18 @@ public final class IncrementalDigest: @unchecked Sendable {
             sha256 = SHA256Hasher()
             xxh3 = nil
         case .xxh3:
-            guard let state = XXH3_createState() else { fatalError("XXH3_createState failed: out of memory") }
-            precondition(XXH3_64bits_reset(state) == XXH_OK, "XXH3_64bits_reset failed")
+            guard let state = chydra_xxh3_create() else { fatalError("XXH3 state allocation failed: out of memory") }
             xxh3 = state
         }
     }
 
-    deinit { if let xxh3 { XXH3_freeState(xxh3) } }
+    deinit { if let xxh3 { chydra_xxh3_free(xxh3) } }
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
         precondition(!finished, "update after finalizeHex")
         guard bytes.count > 0 else { return }
         if let xxh3 {
-            precondition(XXH3_64bits_update(xxh3, bytes.baseAddress, bytes.count) == XXH_OK, "XXH3_64bits_update failed")
+            chydra_xxh3_update(xxh3, bytes.baseAddress, bytes.count)
         } else {
             sha256!.update(bytes)
         }
@@ -81,7 +80,7 @@ public final class IncrementalDigest: @unchecked Sendable {
     public func finalizeHex() -> String {
         precondition(!finished, "finalizeHex called twice")
         finished = true
-        if let xxh3 { return xxh3Hex(XXH3_64bits_digest(xxh3)) }
+        if let xxh3 { return xxh3Hex(chydra_xxh3_digest(xxh3)) }
         return sha256.take()!.finalizeHex()
     }
 }
