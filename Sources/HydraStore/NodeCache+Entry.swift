@@ -28,8 +28,8 @@ extension NodeCache {
 
         init(chunk: Manifest.Chunk, verification: ChunkVerification, priority: CacheOrder.Priority, deadlineNanoseconds: UInt64) {
             self.chunk = chunk
-            // A cache always checks what it publishes: `.none` is not offered here.
-            expected = chunk.expectedDigest(verification) ?? ExpectedDigest(.sha256, chunk.sha256)
+            // A cache always checks what it publishes: `.none` means `.fast` here.
+            expected = chunk.expectedDigest(verification == .none ? .fast : verification)!
             digest = IncrementalDigest(expected.algorithm)
             self.priority = priority
             self.deadlineNanoseconds = deadlineNanoseconds

@@ -3,8 +3,8 @@ import HydraSystem
 import NIOCore
 
 /// Reads response pieces straight into NIO buffers, on dedicated threads: the io_uring read lands
-/// in the very buffer the socket write sends (no copy in between, no fresh buffer per piece to
-/// fill), and the cooperative pool never waits on the disk.
+/// in the very buffer the socket write sends (no scratch buffer copied into it), and the
+/// cooperative pool never waits on the disk.
 final class PieceReader: @unchecked Sendable {
     private struct Job {
         let fd: Int32

@@ -59,7 +59,8 @@ final class DirectBodyConnection {
 
         // A kept-alive connection the server has since closed fails before any response byte:
         // that one attempt is repeated on a fresh connection.
-        for attempt in 0..<2 {
+        var retried = false
+        while true {
             let reused = handle != nil && origin == "\(scheme)://\(hostHeader)"
             if !reused {
                 disconnect()
@@ -67,10 +68,9 @@ final class DirectBodyConnection {
             }
             let outcome = exchange(Array(request.utf8), into: buffer, received: received)
             if outcome.failure != nil { disconnect() }
-            if case .staleConnection = outcome.kind, reused, attempt == 0 { continue }
-            return outcome.result
+            guard case .staleConnection = outcome.kind, reused, !retried else { return outcome.result }
+            retried = true
         }
-        return Outcome(failure: "unreachable")
     }
 
     private func connect(scheme: String, hostHeader: String) -> String? {

@@ -56,7 +56,8 @@ struct CacheServeCommand: ParsableCommand {
     var pieceMiB: Int = 8
     @Option(name: .customLong("fetch-timeout"), help: "Seconds after which a chunk that cannot be fetched fails.") var fetchTimeout: Double = 120
     @Option(help: """
-        How each chunk is checked before it is published: fast (XXH3 where the manifest has it,         SHA-256 otherwise) or sha256 (always the chunk's name: for remotes you do not trust).
+        How each chunk is checked before it is published: fast (XXH3 where the manifest has it, \
+        SHA-256 otherwise) or sha256 (always the chunk's name: for remotes you do not trust).
         """)
     var verify: ChunkVerification = .fast
 
