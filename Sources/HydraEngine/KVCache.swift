@@ -23,8 +23,8 @@ public final class KVCache: @unchecked Sendable {
         self.blockSize = blockSize
         self.blockCount = blockCount
         let bytes = blockCount * blockSize * width * MemoryLayout<Float>.size
-        keys = (0..<layerCount).map { _ in device.allocate(bytes: bytes) }
-        values = (0..<layerCount).map { _ in device.allocate(bytes: bytes) }
+        keys = (0..<layerCount).map { _ in device.allocate(bytes: bytes, use: .growing) }
+        values = (0..<layerCount).map { _ in device.allocate(bytes: bytes, use: .growing) }
         blocks = sharing ?? BlockManager(count: blockCount)
     }
 

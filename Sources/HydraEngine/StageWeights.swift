@@ -42,7 +42,7 @@ public final class StageWeights: @unchecked Sendable {
             chunkBases = inPlace.bases
             plan = Dictionary(uniqueKeysWithValues: inPlace.bases.map { ($0.key, [(0, manifest.chunks[$0.key].payloadBytes, $0.value)]) })
             pendingChunks = Set(inPlace.bases.keys).intersection(own)
-            memory = device.allocate(bytes: inPlace.size)
+            memory = device.allocate(bytes: inPlace.size, use: .streamed)
             return
         }
         chunkBases = nil
@@ -62,7 +62,7 @@ public final class StageWeights: @unchecked Sendable {
         self.slots = slots
         self.plan = plan
         pendingChunks = Set(plan.keys).intersection(own)
-        memory = device.allocate(bytes: size)
+        memory = device.allocate(bytes: size, use: .streamed)
     }
 
     /// Grows the stage (within the reserved layout): the chunks it lacks become pending, the
