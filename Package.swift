@@ -29,7 +29,8 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        // The one shim: only what Swift cannot call or see (macros such as O_DIRECT).
+        // The one shim: only what Swift cannot call or see (macros such as O_DIRECT) or compiles
+        // poorly (eight-lane min/max for the engine).
         .target(name: "CHydraShims", linkerSettings: [.linkedLibrary("curl")]),
         // XXH3 from libxxhash-dev's header, inlined and built for AVX2 (the engine's baseline too).
         .target(name: "CXXH3", cSettings: [.unsafeFlags(["-mavx2", "-O3"])]),
@@ -39,7 +40,7 @@ let package = Package(
             dependencies: ["CURing", "CZstd", "CCurl", "COpenSSL", "CXXH3", "CHydraShims", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "HydraFormat", dependencies: ["HydraSystem"], swiftSettings: optimizedEvenInDebug),
-        .target(name: "HydraEngine", dependencies: ["HydraFormat"], swiftSettings: optimizedEvenInDebug + vectorISA),
+        .target(name: "HydraEngine", dependencies: ["HydraFormat", "CHydraShims"], swiftSettings: optimizedEvenInDebug + vectorISA),
         .target(
             name: "HydraStore",
             dependencies: [

@@ -1,59 +1,148 @@
 import Foundation
 
 extension Kernels {
-    /// y += a · x over `count` floats, 8 at a time.
+    /// out = scale · Σⱼ weights[j] · base[offsets[j] ..< offsets[j] + width]: the attention-weighted
+    /// sum of value rows, 64 columns at a time held in eight registers across all rows (enough
+    /// independent accumulators to hide the fused multiply-add latency).
     @inline(__always)
-    static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int) {
-        let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
-        let scale = SIMD8<Float>(repeating: a)
+    static func weightedSum(_ weights: UnsafePointer<Float>, _ count: Int, rows base: UnsafePointer<Float>,
+                            at offsets: UnsafePointer<Int>, width: Int, scale: Float, into out: UnsafeMutablePointer<Float>) {
+        let rawOut = UnsafeMutableRawPointer(out)
+        let s = SIMD8<Float>(repeating: scale)
         var d = 0
-        while d + 8 <= count {
-            var acc = ry.loadUnaligned(fromByteOffset: d * 4, as: SIMD8<Float>.self)
-            acc.addProduct(scale, rx.loadUnaligned(fromByteOffset: d * 4, as: SIMD8<Float>.self))
-            ry.storeBytes(of: acc, toByteOffset: d * 4, as: SIMD8<Float>.self)
+        while d + 64 <= width {
+            var a = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+            for j in 0..<count {
+                let p = SIMD8<Float>(repeating: weights[j])
+                let row = UnsafeRawPointer(base + offsets[j] + d)
+                a.0.addProduct(p, row.loadUnaligned(as: SIMD8<Float>.self))
+                a.1.addProduct(p, row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+                a.2.addProduct(p, row.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
+                a.3.addProduct(p, row.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
+                a.4.addProduct(p, row.loadUnaligned(fromByteOffset: 128, as: SIMD8<Float>.self))
+                a.5.addProduct(p, row.loadUnaligned(fromByteOffset: 160, as: SIMD8<Float>.self))
+                a.6.addProduct(p, row.loadUnaligned(fromByteOffset: 192, as: SIMD8<Float>.self))
+                a.7.addProduct(p, row.loadUnaligned(fromByteOffset: 224, as: SIMD8<Float>.self))
+            }
+            let o = rawOut + d * 4
+            o.storeBytes(of: a.0 * s, as: SIMD8<Float>.self)
+            o.storeBytes(of: a.1 * s, toByteOffset: 32, as: SIMD8<Float>.self)
+            o.storeBytes(of: a.2 * s, toByteOffset: 64, as: SIMD8<Float>.self)
+            o.storeBytes(of: a.3 * s, toByteOffset: 96, as: SIMD8<Float>.self)
+            o.storeBytes(of: a.4 * s, toByteOffset: 128, as: SIMD8<Float>.self)
+            o.storeBytes(of: a.5 * s, toByteOffset: 160, as: SIMD8<Float>.self)
+            o.storeBytes(of: a.6 * s, toByteOffset: 192, as: SIMD8<Float>.self)
+            o.storeBytes(of: a.7 * s, toByteOffset: 224, as: SIMD8<Float>.self)
+            d += 64
+        }
+        while d + 8 <= width {
+            var a = SIMD8<Float>()
+            for j in 0..<count {
+                a.addProduct(SIMD8(repeating: weights[j]), UnsafeRawPointer(base + offsets[j] + d).loadUnaligned(as: SIMD8<Float>.self))
+            }
+            rawOut.storeBytes(of: a * s, toByteOffset: d * 4, as: SIMD8<Float>.self)
             d += 8
         }
-        while d < count { y[d] += a * x[d]; d += 1 }
+        while d < width {
+            var a: Float = 0
+            for j in 0..<count { a += weights[j] * base[offsets[j] + d] }
+            out[d] = a * scale
+            d += 1
+        }
     }
 
     /// Causal attention of a batch's queries over each sequence's cached keys and values
     /// (the batch's own K/V must already be written). Grouped-query: query head h reads kv
     /// head h / (heads / kvHeads). Returns [T, heads · headDim].
+    ///
+    /// Work items are (row, kv head, part of the positions): the query heads that share a kv
+    /// head read each cached key once, and when the batch has few rows (decode) the positions
+    /// are split into parts, each with its own softmax maximum and sum, merged afterwards
+    /// (split-K attention), so that every compute thread has work.
     static func attention(queries q: Matrix, batch: Batch, cache: KVCache, layer: Int,
                           heads: Int, kvHeads: Int, headDim: Int, scale: Float) -> Matrix {
+        precondition(cache.heads == kvHeads && cache.headWidth == headDim, "the cache is laid out for other heads")
         var out = Matrix(zeros: q.rows, heads * headDim)
         let group = heads / kvHeads
         let keys = cache.keyBase(layer), values = cache.valueBase(layer)
-        // One work item per (row, head).
-        var items: [(sequence: Int, index: Int)] = []
-        for (s, sequence) in batch.sequences.enumerated() { for i in 0..<sequence.tokenCount { items.append((s, i)) } }
+        // Where each position of each sequence sits in the cache, worked out once per call.
+        let offsets = batch.sequences.map { sequence in
+            (0..<(sequence.startPosition + sequence.tokenCount)).map { cache.slot(sequence.blockTable, $0) }
+        }
+        var rows: [(sequence: Int, index: Int)] = []
+        for (s, sequence) in batch.sequences.enumerated() { for i in 0..<sequence.tokenCount { rows.append((s, i)) } }
+        let longest = offsets.map(\.count).max() ?? 0
+        // Parts: none when the (row, kv head) items alone give every thread four; else enough for
+        // that, a multiple of the thread count, none shorter than 32 positions.
+        let threads = Parallel.threadCount, items = rows.count * kvHeads
+        let wanted = items >= 4 * threads ? 1 : ((4 * threads + items - 1) / items + threads - 1) / threads * threads
+        let parts = max(1, min(longest / 32, wanted))
+        // Split parts leave, per (row, head, part): maximum, sum, then headDim unnormalised outputs.
+        let partialWidth = headDim + 2
+        var partials = [Float](repeating: 0, count: parts > 1 ? rows.count * heads * parts * partialWidth : 0)
         q.values.withUnsafeBufferPointer { qs in
             out.values.withUnsafeMutableBufferPointer { os in
-                let qBase = qs.baseAddress!, oBase = os.baseAddress!
-                Parallel.forEachInterleaved(items.count * heads) { work in
-                    let (s, i) = items[work / heads]
-                    let head = work % heads
-                    let sequence = batch.sequences[s]
-                    let row = sequence.firstRow + i
-                    let position = sequence.startPosition + i
-                    let query = qBase + row * q.columns + head * headDim
-                    let kvOffset = (head / group) * headDim
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: position + 1) { scores in
-                        var maximum = -Float.infinity
-                        for j in 0...position {
-                            let score = dot(query, keys + cache.slot(sequence.blockTable, j) + kvOffset, headDim) * scale
-                            scores[j] = score
-                            maximum = max(maximum, score)
+                partials.withUnsafeMutableBufferPointer { ps in
+                    let qBase = qs.baseAddress!, oBase = os.baseAddress!, pBase = ps.baseAddress
+                    Parallel.forEachInterleaved(rows.count * kvHeads * parts) { work in
+                        let part = work % parts, kvHead = (work / parts) % kvHeads, item = work / (parts * kvHeads)
+                        let (s, i) = rows[item]
+                        let sequence = batch.sequences[s]
+                        let row = sequence.firstRow + i
+                        let count = sequence.startPosition + i + 1
+                        let lower = count * part / parts, length = count * (part + 1) / parts - lower
+                        let firstHead = kvHead * group
+                        let kvOffset = kvHead * cache.headStride
+                        func partial(_ h: Int) -> UnsafeMutablePointer<Float> {
+                            pBase! + ((item * heads + firstHead + h) * parts + part) * partialWidth
                         }
-                        var total: Float = 0
-                        for j in 0...position {
-                            scores[j] = exp(scores[j] - maximum)
-                            total += scores[j]
+                        guard length > 0 else {
+                            for h in 0..<group { partial(h)[0] = -.infinity }
+                            return
                         }
-                        let output = oBase + row * out.columns + head * headDim
-                        for j in 0...position {
-                            let value = values + cache.slot(sequence.blockTable, j) + kvOffset
-                            axpy(scores[j] / total, value, output, headDim)
+                        offsets[s].withUnsafeBufferPointer { slots in
+                            let slot = slots.baseAddress! + lower
+                            withUnsafeTemporaryAllocation(of: Float.self, capacity: group * length) { scores in
+                                let p = scores.baseAddress!
+                                let query = qBase + row * q.columns + firstHead * headDim
+                                for j in 0..<length {
+                                    let key = keys + slot[j] + kvOffset
+                                    for h in 0..<group { p[h * length + j] = dot(query + h * headDim, key, headDim) * scale }
+                                }
+                                for h in 0..<group {
+                                    let weights = p + h * length
+                                    let maximum = Kernels.maximum(weights, length)
+                                    let total = exponentiate(weights, length, minus: maximum)
+                                    if parts == 1 {
+                                        weightedSum(weights, length, rows: values + kvOffset, at: slot, width: headDim, scale: 1 / total,
+                                                    into: oBase + row * out.columns + (firstHead + h) * headDim)
+                                    } else {
+                                        let target = partial(h)
+                                        target[0] = maximum
+                                        target[1] = total
+                                        weightedSum(weights, length, rows: values + kvOffset, at: slot, width: headDim, scale: 1, into: target + 2)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    guard parts > 1 else { return }
+                    for item in 0..<rows.count {
+                        let row = batch.sequences[rows[item].sequence].firstRow + rows[item].index
+                        for head in 0..<heads {
+                            let first = pBase! + (item * heads + head) * parts * partialWidth
+                            var maximum = -Float.infinity
+                            for part in 0..<parts { maximum = max(maximum, first[part * partialWidth]) }
+                            let output = oBase + row * out.columns + head * headDim
+                            var total: Float = 0
+                            for part in 0..<parts {
+                                let partial = first + part * partialWidth
+                                guard partial[0] > -.infinity else { continue }
+                                let weight = Foundation.exp(partial[0] - maximum)
+                                total += weight * partial[1]
+                                for d in 0..<headDim { output[d] += weight * partial[2 + d] }
+                            }
+                            for d in 0..<headDim { output[d] /= total }
                         }
                     }
                 }

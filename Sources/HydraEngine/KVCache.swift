@@ -3,23 +3,28 @@ import HydraFormat
 
 /// Preallocated K and V blocks for a stage's layers. A sequence owns a list of block ids (its
 /// block table); position p lives in block `table[p / blockSize]`, slot `p % blockSize`.
+/// Within a block the kv heads lie one after another, each with its slots contiguous, so that
+/// attention reads one head's keys (or values) of a block as one sequential run.
 /// Never sized from `max_position_embeddings`: the caller chooses the block count.
 public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     public let blockSize: Int
     public let blockCount: Int
-    /// Floats per token per layer for K (and for V).
+    /// Floats per token per layer for K (and for V): `heads` kv heads of `width / heads` each.
     public let width: Int
+    public let heads: Int
     private let keys: [DeviceMemory]
     private let values: [DeviceMemory]
     public let blocks: BlockManager
 
     /// `sharing`: the block manager of a cache this one replaces (consolidation keeps block ids).
-    public init(device: any Device, layerCount: Int, width: Int, blockSize: Int = 16, blockCount: Int, sharing: BlockManager? = nil) {
-        precondition(blockSize > 0 && blockCount > 0)
+    public init(device: any Device, layerCount: Int, width: Int, heads: Int, blockSize: Int = 16, blockCount: Int,
+                sharing: BlockManager? = nil) {
+        precondition(blockSize > 0 && blockCount > 0 && heads > 0 && width % heads == 0)
         precondition(sharing.map { $0.capacity == blockCount } ?? true, "a shared block manager must have the same block count")
         self.layerCount = layerCount
         self.width = width
+        self.heads = heads
         self.blockSize = blockSize
         self.blockCount = blockCount
         let bytes = blockCount * blockSize * width * MemoryLayout<Float>.size
@@ -33,7 +38,7 @@ public final class KVCache: @unchecked Sendable {
 
     /// Copies layer `layer` of `source` (all blocks, K and V) into layer `destination` here.
     public func copyLayer(_ layer: Int, from source: KVCache, to destination: Int) {
-        precondition(source.width == width && source.blockSize == blockSize && source.blockCount == blockCount)
+        precondition(source.width == width && source.heads == heads && source.blockSize == blockSize && source.blockCount == blockCount)
         let bytes = blockCount * floatsPerBlock * MemoryLayout<Float>.size
         memcpy(keys[destination].baseAddress, source.keys[layer].baseAddress, bytes)
         memcpy(values[destination].baseAddress, source.values[layer].baseAddress, bytes)
@@ -73,9 +78,15 @@ public final class KVCache: @unchecked Sendable {
     /// Bytes held by all K and V blocks.
     public var byteCount: Int { 2 * layerCount * blockCount * blockSize * width * MemoryLayout<Float>.size }
 
+    /// Floats of one kv head's K (or V) for one token.
+    public var headWidth: Int { width / heads }
+    /// From one kv head's run of a block to the next one's.
+    var headStride: Int { blockSize * headWidth }
+
+    /// Where position `position`'s K (or V) for kv head 0 starts; head g is `g · headStride` on.
     @inline(__always)
     func slot(_ table: [Int], _ position: Int) -> Int {
-        (table[position / blockSize] * blockSize + position % blockSize) * width
+        table[position / blockSize] * blockSize * width + (position % blockSize) * headWidth
     }
 
     func keyBase(_ layer: Int) -> UnsafeMutablePointer<Float> { keys[layer].baseAddress.assumingMemoryBound(to: Float.self) }
@@ -91,8 +102,11 @@ public final class KVCache: @unchecked Sendable {
                     for i in 0..<sequence.tokenCount {
                         let row = sequence.firstRow + i
                         let destination = slot(sequence.blockTable, sequence.startPosition + i)
-                        (kb + destination).update(from: ks.baseAddress! + row * width, count: width)
-                        (vb + destination).update(from: vs.baseAddress! + row * width, count: width)
+                        for head in 0..<heads {
+                            let to = destination + head * headStride, from = row * width + head * headWidth
+                            (kb + to).update(from: ks.baseAddress! + from, count: headWidth)
+                            (vb + to).update(from: vs.baseAddress! + from, count: headWidth)
+                        }
                     }
                 }
             }

@@ -2,21 +2,21 @@ import Foundation
 
 /// CPU kernels over f32 activations and f32/f16/bf16 weights.
 public enum Kernels {
-    /// Dot product of two f32 vectors, four SIMD8 accumulators.
+    /// Dot product of two f32 vectors: four SIMD8 accumulators, fused multiply-adds.
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
         var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
         var i = 0
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
         while i + 32 <= count {
-            s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            s1 += ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
-            s2 += ra.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self)
-            s3 += ra.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self)
+            s0.addProduct(ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+            s1.addProduct(ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self))
+            s2.addProduct(ra.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self))
+            s3.addProduct(ra.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self))
             i += 32
         }
         while i + 8 <= count {
-            s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            s0.addProduct(ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
             i += 8
         }
         var sum = ((s0 + s1) + (s2 + s3)).sum()
@@ -82,8 +82,34 @@ public enum Kernels {
         }
     }
 
-    public static func silu(_ x: inout Matrix) {
-        elementwise(&x) { $0 / (1 + exp(-$0)) }
+    /// x ← f(x, y) eight lanes at a time (a partial last vector padded with zeros), split across
+    /// the compute threads.
+    @inline(__always)
+    static func lanewise(_ x: inout Matrix, _ y: Matrix, _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+        precondition(y.values.count == x.values.count)
+        x.values.withUnsafeMutableBufferPointer { v in
+            y.values.withUnsafeBufferPointer { w in
+                let first = UnsafeMutableRawPointer(v.baseAddress!), second = UnsafeRawPointer(w.baseAddress!)
+                Parallel.forEach(v.count / 8, minimumPerThread: 512) { vectors in
+                    for i in vectors {
+                        let a = first.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+                        let b = second.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+                        first.storeBytes(of: f(a, b), toByteOffset: i * 32, as: SIMD8<Float>.self)
+                    }
+                }
+                let tail = v.count / 8 * 8
+                guard tail < v.count else { return }
+                var a = SIMD8<Float>(), b = SIMD8<Float>()
+                for i in tail..<v.count { a[i - tail] = v[i]; b[i - tail] = w[i] }
+                let result = f(a, b)
+                for i in tail..<v.count { v[i] = result[i - tail] }
+            }
+        }
+    }
+
+    /// gate ← silu(gate) ⊙ up: SwiGLU's activation in one pass.
+    public static func siluMultiply(_ gate: inout Matrix, by up: Matrix) {
+        lanewise(&gate, up) { a, b in silu(a) * b }
     }
 
     /// The exact (erf) GELU.
@@ -93,12 +119,6 @@ public enum Kernels {
 
     public static func relu(_ x: inout Matrix) {
         x.values.withUnsafeMutableBufferPointer { v in for i in 0..<v.count { v[i] = max(v[i], 0) } }
-    }
-
-    /// x ← x ⊙ y
-    public static func multiply(_ x: inout Matrix, by y: Matrix) {
-        precondition(x.values.count == y.values.count)
-        x.values.withUnsafeMutableBufferPointer { a in y.values.withUnsafeBufferPointer { b in for i in 0..<a.count { a[i] *= b[i] } } }
     }
 
     /// Rows of `table` (a [V, C] weight) for `ids`, as f32.

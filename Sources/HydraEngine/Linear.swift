@@ -2,66 +2,117 @@
 /// threads; each thread converts a weight row to f32 once and reuses it for up to four
 /// activation rows at a time, with fused multiply-adds on 8-wide vectors.
 extension Kernels {
+    /// A weight and its optional bias, as one projection of a linear layer.
+    public typealias Projection = (weight: Weight, bias: Weight?)
+
     public static func linear(_ x: Matrix, _ weight: Weight, bias: Weight? = nil) -> Matrix {
-        let m = x.rows, k = x.columns, n = weight.rows
-        precondition(weight.columns == k, "\(weight.name): expects \(weight.columns) inputs, got \(k)")
-        var out = [Float](repeating: 0, count: m * n)
+        var out = [Float](repeating: 0, count: x.rows * weight.rows)
+        out.withUnsafeMutableBufferPointer { y in project(x, [(weight, bias, y.baseAddress!)]) }
+        return Matrix(rows: x.rows, columns: weight.rows, values: out)
+    }
+
+    /// Two projections of the same input (gate and up) in one parallel pass.
+    public static func linear(_ x: Matrix, _ a: Projection, _ b: Projection) -> (Matrix, Matrix) {
+        var ya = [Float](repeating: 0, count: x.rows * a.weight.rows), yb = [Float](repeating: 0, count: x.rows * b.weight.rows)
+        ya.withUnsafeMutableBufferPointer { pa in
+            yb.withUnsafeMutableBufferPointer { pb in
+                project(x, [(a.weight, a.bias, pa.baseAddress!), (b.weight, b.bias, pb.baseAddress!)])
+            }
+        }
+        return (Matrix(rows: x.rows, columns: a.weight.rows, values: ya), Matrix(rows: x.rows, columns: b.weight.rows, values: yb))
+    }
+
+    /// Three projections of the same input (q, k and v) in one parallel pass.
+    public static func linear(_ x: Matrix, _ a: Projection, _ b: Projection, _ c: Projection) -> (Matrix, Matrix, Matrix) {
+        var ya = [Float](repeating: 0, count: x.rows * a.weight.rows), yb = [Float](repeating: 0, count: x.rows * b.weight.rows)
+        var yc = [Float](repeating: 0, count: x.rows * c.weight.rows)
+        ya.withUnsafeMutableBufferPointer { pa in
+            yb.withUnsafeMutableBufferPointer { pb in
+                yc.withUnsafeMutableBufferPointer { pc in
+                    project(x, [(a.weight, a.bias, pa.baseAddress!), (b.weight, b.bias, pb.baseAddress!), (c.weight, c.bias, pc.baseAddress!)])
+                }
+            }
+        }
+        return (Matrix(rows: x.rows, columns: a.weight.rows, values: ya), Matrix(rows: x.rows, columns: b.weight.rows, values: yb),
+                Matrix(rows: x.rows, columns: c.weight.rows, values: yc))
+    }
+
+    /// Computes every projection of `x` into its output ([x.rows, weight.rows] each). The threads
+    /// split the projections' rows taken together, so a decode step waits for its threads once
+    /// per group of projections rather than once per weight.
+    static func project(_ x: Matrix, _ projections: [(weight: Weight, bias: Weight?, out: UnsafeMutablePointer<Float>)]) {
+        var starts: [Int] = []
+        var total = 0
+        for p in projections {
+            precondition(p.weight.columns == x.columns, "\(p.weight.name): expects \(p.weight.columns) inputs, got \(x.columns)")
+            starts.append(total)
+            total += p.weight.rows
+        }
         x.values.withUnsafeBufferPointer { xs in
-            out.withUnsafeMutableBufferPointer { ys in
-                let xBase = xs.baseAddress!, yBase = ys.baseAddress!
-                Parallel.forEach(n, minimumPerThread: 16) { rows in
-                    if m == 1 && weight.dtype == .bf16 {
-                        // Decode: stream each bf16 row once, converting in registers.
-                        for j in rows {
-                            let w = weight.pointer.advanced(by: j * k * 2).assumingMemoryBound(to: UInt16.self)
-                            yBase[j] = dotBF16(w, xBase, k) + (bias?.value(j) ?? 0)
-                        }
-                        return
-                    }
-                    // Weight rows are taken in groups (about 1 MiB once converted to f32) and
-                    // activation rows in blocks of 64, so both stay in L2 while tiles of 3 weight
-                    // rows × 4 activation rows run over them.
-                    let groupRows = max(3, min(rows.count, (1 << 20) / (4 * k)) / 3 * 3)
-                    let converted = UnsafeMutablePointer<Float>.allocate(capacity: groupRows * k)
-                    defer { converted.deallocate() }
-                    var group = rows.lowerBound
-                    while group < rows.upperBound {
-                        let groupEnd = min(group + groupRows, rows.upperBound)
-                        func row(_ j: Int) -> UnsafePointer<Float> {
-                            weight.dtype == .f32 ? weight.pointer.advanced(by: j * k * 4).assumingMemoryBound(to: Float.self)
-                                : UnsafePointer(converted + (j - group) * k)
-                        }
-                        if weight.dtype != .f32 {
-                            for j in group..<groupEnd { weight.loadRow(j, into: converted + (j - group) * k) }
-                        }
-                        var block = 0
-                        while block < m {
-                            let blockEnd = min(block + 64, m)
-                            var j = group
-                            while j < groupEnd {
-                                let tile = min(3, groupEnd - j)
-                                let b = (0..<tile).map { bias?.value(j + $0) ?? 0 }
-                                var i = block
-                                if tile == 3 {
-                                    while i + 4 <= blockEnd {
-                                        dot4x3(row(j), row(j + 1), row(j + 2), xBase + i * k, k, into: yBase + i * n + j, stride: n,
-                                               bias: (b[0], b[1], b[2]))
-                                        i += 4
-                                    }
-                                }
-                                for t in 0..<tile {
-                                    for r in i..<blockEnd { yBase[r * n + j + t] = dot(xBase + r * k, row(j + t), k) + b[t] }
-                                }
-                                j += tile
-                            }
-                            block = blockEnd
-                        }
-                        group = groupEnd
+            Parallel.forEach(total, minimumPerThread: 16) { rows in
+                for (p, start) in zip(projections, starts) {
+                    let lower = max(rows.lowerBound, start), upper = min(rows.upperBound, start + p.weight.rows)
+                    if lower < upper {
+                        projectRows((lower - start)..<(upper - start), of: p.weight, bias: p.bias, x: xs.baseAddress!, m: x.rows, into: p.out)
                     }
                 }
             }
         }
-        return Matrix(rows: m, columns: n, values: out)
+    }
+
+    /// Output columns `rows` (rows of the weight) for all `m` activation rows.
+    static func projectRows(_ rows: Range<Int>, of weight: Weight, bias: Weight?, x xBase: UnsafePointer<Float>, m: Int,
+                            into yBase: UnsafeMutablePointer<Float>) {
+        let k = weight.columns, n = weight.rows
+        if m == 1 && weight.dtype == .bf16 {
+            // Decode: stream each bf16 row once, converting in registers (a register tile over
+            // several activation rows spills here: converting rows once per call wins from m = 2).
+            for j in rows {
+                let w = weight.pointer.advanced(by: j * k * 2).assumingMemoryBound(to: UInt16.self)
+                yBase[j] = dotBF16(w, xBase, k) + (bias?.value(j) ?? 0)
+            }
+            return
+        }
+        // Weight rows are taken in groups (about 1 MiB once converted to f32) and activation rows
+        // in blocks of 64, so both stay in L2 while tiles of 3 weight rows × 4 activation rows run
+        // over them.
+        let groupRows = max(3, min(rows.count, (1 << 20) / (4 * k)) / 3 * 3)
+        let converted = UnsafeMutablePointer<Float>.allocate(capacity: groupRows * k)
+        defer { converted.deallocate() }
+        var group = rows.lowerBound
+        while group < rows.upperBound {
+            let groupEnd = min(group + groupRows, rows.upperBound)
+            func row(_ j: Int) -> UnsafePointer<Float> {
+                weight.dtype == .f32 ? weight.pointer.advanced(by: j * k * 4).assumingMemoryBound(to: Float.self)
+                    : UnsafePointer(converted + (j - group) * k)
+            }
+            if weight.dtype != .f32 {
+                for j in group..<groupEnd { weight.loadRow(j, into: converted + (j - group) * k) }
+            }
+            var block = 0
+            while block < m {
+                let blockEnd = min(block + 64, m)
+                var j = group
+                while j < groupEnd {
+                    let tile = min(3, groupEnd - j)
+                    let b = (0..<tile).map { bias?.value(j + $0) ?? 0 }
+                    var i = block
+                    if tile == 3 {
+                        while i + 4 <= blockEnd {
+                            dot4x3(row(j), row(j + 1), row(j + 2), xBase + i * k, k, into: yBase + i * n + j, stride: n,
+                                   bias: (b[0], b[1], b[2]))
+                            i += 4
+                        }
+                    }
+                    for t in 0..<tile {
+                        for r in i..<blockEnd { yBase[r * n + j + t] = dot(xBase + r * k, row(j + t), k) + b[t] }
+                    }
+                    j += tile
+                }
+                block = blockEnd
+            }
+            group = groupEnd
+        }
     }
 
     /// The 12 dot products of three f32 weight rows with four consecutive activation rows
@@ -141,3 +192,4 @@ extension Kernels {
         return sum
     }
 }
+

@@ -41,17 +41,14 @@ struct LlamaModel: TransformerModel {
         let w = layers[index]!
         let positions = batch.positions
         let h = Kernels.rmsNorm(x, w.inputNorm, eps: config.normEps)
-        var q = Kernels.linear(h, w.q, bias: w.qBias)
-        var k = Kernels.linear(h, w.k, bias: w.kBias)
-        let v = Kernels.linear(h, w.v, bias: w.vBias)
+        var (q, k, v) = Kernels.linear(h, (w.q, w.qBias), (w.k, w.kBias), (w.v, w.vBias))
         rope.apply(&q, heads: config.headCount, positions: positions)
         rope.apply(&k, heads: config.kvHeadCount, positions: positions)
         let attention = Kernels.selfAttention(q: q, k: k, v: v, batch: batch, cache: cache, cacheLayer: cacheLayer, config: config)
         x += Kernels.linear(attention, w.o, bias: w.oBias)
         let m = Kernels.rmsNorm(x, w.postNorm, eps: config.normEps)
-        var gate = Kernels.linear(m, w.gate)
-        Kernels.silu(&gate)
-        Kernels.multiply(&gate, by: Kernels.linear(m, w.up))
+        var (gate, up) = Kernels.linear(m, (w.gate, nil), (w.up, nil))
+        Kernels.siluMultiply(&gate, by: up)
         x += Kernels.linear(gate, w.down)
     }
 

@@ -50,9 +50,7 @@ struct OPTModel: TransformerModel {
         let pre = config.layerNormBefore
         let h = pre ? Kernels.layerNorm(x, w.attentionNorm!, w.attentionNormBias, eps: eps) : x
         // OPT scales q after its bias; the shared attention scales scores by 1/√d instead: same result.
-        let q = Kernels.linear(h, w.q, bias: w.qBias)
-        let k = Kernels.linear(h, w.k, bias: w.kBias)
-        let v = Kernels.linear(h, w.v, bias: w.vBias)
+        let (q, k, v) = Kernels.linear(h, (w.q, w.qBias), (w.k, w.kBias), (w.v, w.vBias))
         let attention = Kernels.selfAttention(q: q, k: k, v: v, batch: batch, cache: cache, cacheLayer: cacheLayer, config: config)
         x += Kernels.linear(attention, w.out, bias: w.outBias)
         if !pre { x = Kernels.layerNorm(x, w.attentionNorm!, w.attentionNormBias, eps: eps) }

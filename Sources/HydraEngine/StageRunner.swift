@@ -29,7 +29,7 @@ public final class StageRunner: @unchecked Sendable {
     public convenience init(manifest: Manifest, weights: StageWeights, kvBlockCount: Int, blockSize: Int = 16) throws {
         precondition(kvBlockCount > 0 && blockSize > 0)
         let config = try ModelConfig(manifest.config, name: manifest.name)
-        let cache = KVCache(device: weights.device, layerCount: weights.stage.endLayer - weights.stage.firstLayer, width: config.kvWidth,
+        let cache = KVCache(device: weights.device, layerCount: weights.stage.endLayer - weights.stage.firstLayer, width: config.kvWidth, heads: config.kvHeadCount,
                             blockSize: blockSize, blockCount: kvBlockCount)
         try self.init(manifest: manifest, weights: weights, cache: cache)
     }

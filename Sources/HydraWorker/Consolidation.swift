@@ -46,7 +46,7 @@ public enum Consolidation {
     static func switchOver(engine: Engine, pipeline: PipelineExecutor, manifest: Manifest) throws -> (sequences: Int, bytes: Int) {
         let old = pipeline.runner.cache
         let config = pipeline.runner.config
-        let cache = KVCache(device: pipeline.runner.weights.device, layerCount: config.layerCount, width: old.width,
+        let cache = KVCache(device: pipeline.runner.weights.device, layerCount: config.layerCount, width: old.width, heads: old.heads,
                             blockSize: old.blockSize, blockCount: old.blockCount, sharing: old.blocks)
         let first = pipeline.runner.stage.firstLayer
         for layer in 0..<old.layerCount { cache.copyLayer(layer, from: old, to: first + layer) }

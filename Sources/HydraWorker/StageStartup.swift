@@ -107,7 +107,7 @@ public struct StageStartup: Sendable {
         let config = try ModelConfig(manifest.config, name: manifest.name)
         let plan = try manifest.stage(stage, of: pp)
         let blocks = StageRunner.blockCount(config: config, layers: config.layerCount, kvCacheBytes: kvCacheBytes, blockSize: blockSize)
-        let cache = KVCache(device: device, layerCount: plan.endLayer - plan.firstLayer, width: config.kvWidth, blockSize: blockSize, blockCount: blocks)
+        let cache = KVCache(device: device, layerCount: plan.endLayer - plan.firstLayer, width: config.kvWidth, heads: config.kvHeadCount, blockSize: blockSize, blockCount: blocks)
         cache.prefault()
         Parallel.warmUp()
         timeline.mark("runtime_ready")

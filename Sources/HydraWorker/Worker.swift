@@ -159,7 +159,7 @@ public final class Worker: @unchecked Sendable {
                 timeline.mark("complement_loaded")
                 let old = runner.cache
                 let config = runner.config
-                let cache = KVCache(device: runner.weights.device, layerCount: config.layerCount, width: old.width,
+                let cache = KVCache(device: runner.weights.device, layerCount: config.layerCount, width: old.width, heads: old.heads,
                                     blockSize: old.blockSize, blockCount: old.blockCount)
                 let whole = try StageRunner(manifest: manifest, weights: runner.weights, cache: cache)
                 let engineService = EngineService(engine: try Engine(runner: whole), logger: logger)

@@ -1,6 +1,8 @@
 #ifndef CHYDRA_SHIMS_H
 #define CHYDRA_SHIMS_H
 
+#include "hydra_vector.h"
+
 // Constants that exist only as macros behind feature-test macros, which Swift cannot see.
 extern const int chydra_O_DIRECT;
 extern const int chydra_O_CLOEXEC;
