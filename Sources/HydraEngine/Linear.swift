@@ -6,35 +6,40 @@ extension Kernels {
     public typealias Projection = (weight: Weight, bias: Weight?)
 
     public static func linear(_ x: Matrix, _ weight: Weight, bias: Weight? = nil) -> Matrix {
-        var out = [Float](repeating: 0, count: x.rows * weight.rows)
-        out.withUnsafeMutableBufferPointer { y in project(x, [(weight, bias, y.baseAddress!)]) }
-        return Matrix(rows: x.rows, columns: weight.rows, values: out)
+        let y = written(x.rows * weight.rows) { y in project(x, [(weight, bias, y)]) }
+        return Matrix(rows: x.rows, columns: weight.rows, values: y)
     }
 
     /// Two projections of the same input (gate and up) in one parallel pass.
     public static func linear(_ x: Matrix, _ a: Projection, _ b: Projection) -> (Matrix, Matrix) {
-        var ya = [Float](repeating: 0, count: x.rows * a.weight.rows), yb = [Float](repeating: 0, count: x.rows * b.weight.rows)
-        ya.withUnsafeMutableBufferPointer { pa in
-            yb.withUnsafeMutableBufferPointer { pb in
-                project(x, [(a.weight, a.bias, pa.baseAddress!), (b.weight, b.bias, pb.baseAddress!)])
-            }
+        var yb: [Float] = []
+        let ya = written(x.rows * a.weight.rows) { pa in
+            yb = written(x.rows * b.weight.rows) { pb in project(x, [(a.weight, a.bias, pa), (b.weight, b.bias, pb)]) }
         }
         return (Matrix(rows: x.rows, columns: a.weight.rows, values: ya), Matrix(rows: x.rows, columns: b.weight.rows, values: yb))
     }
 
     /// Three projections of the same input (q, k and v) in one parallel pass.
     public static func linear(_ x: Matrix, _ a: Projection, _ b: Projection, _ c: Projection) -> (Matrix, Matrix, Matrix) {
-        var ya = [Float](repeating: 0, count: x.rows * a.weight.rows), yb = [Float](repeating: 0, count: x.rows * b.weight.rows)
-        var yc = [Float](repeating: 0, count: x.rows * c.weight.rows)
-        ya.withUnsafeMutableBufferPointer { pa in
-            yb.withUnsafeMutableBufferPointer { pb in
-                yc.withUnsafeMutableBufferPointer { pc in
-                    project(x, [(a.weight, a.bias, pa.baseAddress!), (b.weight, b.bias, pb.baseAddress!), (c.weight, c.bias, pc.baseAddress!)])
+        var yb: [Float] = [], yc: [Float] = []
+        let ya = written(x.rows * a.weight.rows) { pa in
+            yb = written(x.rows * b.weight.rows) { pb in
+                yc = written(x.rows * c.weight.rows) { pc in
+                    project(x, [(a.weight, a.bias, pa), (b.weight, b.bias, pb), (c.weight, c.bias, pc)])
                 }
             }
         }
         return (Matrix(rows: x.rows, columns: a.weight.rows, values: ya), Matrix(rows: x.rows, columns: b.weight.rows, values: yb),
                 Matrix(rows: x.rows, columns: c.weight.rows, values: yc))
+    }
+
+    /// An array of `count` floats that `fill` writes in full (no zeroing first).
+    @inline(__always)
+    static func written(_ count: Int, _ fill: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count > 0 { fill(buffer.baseAddress!) }
+            initialized = count
+        }
     }
 
     /// Computes every projection of `x` into its output ([x.rows, weight.rows] each). The threads
