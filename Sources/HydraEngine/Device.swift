@@ -6,7 +6,8 @@ import HydraSystem
 public protocol Device: Sendable {
     var name: String { get }
     /// Memory for `bytes` bytes, page-aligned, contents undefined (pages are only touched when
-    /// written, so a KV cache costs resident memory as it fills, not when it is reserved).
+    /// written, so a KV cache costs resident memory as it fills, not when it is reserved); `use`
+    /// lets the device back weights and KV blocks differently.
     func allocate(bytes: Int, use: DeviceMemory.Use) -> DeviceMemory
     /// Copies host bytes into device memory at `offset`.
     func upload(_ bytes: UnsafeRawBufferPointer, to memory: DeviceMemory, at offset: Int)
