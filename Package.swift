@@ -22,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         // No default traits: swift-configuration support and full Foundation are not needed here.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        // Already in Hummingbird's graph (no extra build): named for the store server's sendfile channel.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0", traits: []),
     ],
     targets: [
         // C libraries, each behind a system-library target (DESIGN.md §8).
@@ -49,6 +53,11 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 // TLS for the store server (swift-nio-ssl; clients use libcurl's OpenSSL).
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
+                // The sendfile channel: NIO's HTTP/1 parts carry file regions, HTTP types' do not.
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // Cold-start workers: stage runners fed by the node cache, linked into pipelines.

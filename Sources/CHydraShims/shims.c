@@ -92,3 +92,11 @@ ssize_t chydra_receive_with_fd(int socket, void *bytes, size_t count, int *fd) {
     }
     return received;
 }
+
+#include <sys/vfs.h>
+#include <linux/magic.h>
+
+int chydra_is_tmpfs(const char *path) {
+    struct statfs info;
+    return statfs(path, &info) == 0 && info.f_type == TMPFS_MAGIC;
+}

@@ -50,12 +50,6 @@ public struct ChunkFetcher: Sendable {
 
     /// Drops the entry's chunk files from the page cache (for cold-read measurements).
     public func evictFromPageCache(_ indices: [Int]) {
-        for index in indices {
-            let path = entry.store.chunkPath(entry.manifest.chunks[index].sha256)
-            let fd = open(path, O_RDONLY)
-            guard fd >= 0 else { continue }
-            _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
-            close(fd)
-        }
+        for index in indices { PageCache.evict(entry.store.chunkPath(entry.manifest.chunks[index].sha256)) }
     }
 }

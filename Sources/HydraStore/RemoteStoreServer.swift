@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HydraFormat
 import HydraSystem
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
@@ -11,8 +12,9 @@ import NIOCore
 
 /// `hydra store serve`: serves manifests and chunks of a store over HTTP/1.1 with Range support.
 /// Disk reads go through the io_uring reader in bounded pieces (memory per connection is one
-/// piece, never a whole chunk); names are validated before any path is built, so nothing
-/// outside the store root can be read.
+/// piece, never a whole chunk); over plain HTTP a range already in the page cache goes to the
+/// socket by sendfile instead (no copy through user space). Names are validated before any path
+/// is built, so nothing outside the store root can be read.
 public struct RemoteStoreServer: Sendable {
     public struct Configuration: Sendable {
         public var root: String
@@ -24,6 +26,9 @@ public struct RemoteStoreServer: Sendable {
         public var maxConcurrentReads = 64
         /// Bytes read and sent per piece of a response body.
         public var pieceBytes = 1 << 20
+        /// Send ranges already in the page cache with sendfile (plain HTTP only: with TLS every
+        /// body is read, encrypted and written).
+        public var sendfile = true
         /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
         public var tlsCertificatePath: String?
         public var tlsKeyPath: String?
@@ -35,6 +40,8 @@ public struct RemoteStoreServer: Sendable {
     let store: StoreDirectory
     let limiter: ReadLimiter
     let pieces: PieceReader
+    /// Chunk bodies already in the page cache go out by sendfile.
+    var sendsFiles: Bool { configuration.sendfile && configuration.tlsCertificatePath == nil }
 
     public init(configuration: Configuration, reader: (any FileBatchReader)? = nil) {
         self.configuration = configuration
@@ -50,7 +57,11 @@ public struct RemoteStoreServer: Sendable {
     /// The Hummingbird application; `onServerRunning` learns the bound port (useful with port 0).
     /// The HTTP/1.1 server, wrapped in TLS when a certificate and key are configured.
     public func serverBuilder() throws -> HTTPServerBuilder {
-        guard let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath else { return .http1() }
+        guard let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath else {
+            guard configuration.sendfile else { return .http1() }
+            let store = self.store
+            return HTTPServerBuilder { responder in SendfileHTTP1Channel(responder: responder, store: store) }
+        }
         let chain: [NIOSSLCertificate]
         let privateKey: NIOSSLPrivateKey
         do { chain = try NIOSSLCertificate.fromPEMFile(certificate) } catch {
@@ -135,6 +146,12 @@ public struct RemoteStoreServer: Sendable {
         }
         headers[.contentLength] = String(max(range.count, 0))
         guard sendBody, length > 0 else { return Response(status: status, headers: headers) }
+        if sendsFiles && file.isInPageCache(offset: range.first, length: range.count) {
+            // Page cache → socket by sendfile (SendfileChannel.swift). Bytes not yet cached take
+            // the io_uring path below, which caches them for the next request.
+            headers[HTTPField.Name(SendfileHandler.header)!] = SendfileHandler.value(hash: hash, first: range.first, last: range.last)
+            return Response(status: status, headers: headers)
+        }
         let pieceBytes = configuration.pieceBytes
         let pieces = self.pieces, limiter = self.limiter
         return Response(status: status, headers: headers, body: ResponseBody(contentLength: range.count) { writer in

@@ -233,6 +233,19 @@ final class DirectBodyConnection {
 
     /// Some bytes into `target` (0: the server closed the connection).
     private func receive(into target: UnsafeMutableRawBufferPointer) -> (Int, String?) {
+        if !origin.hasPrefix("https:") {
+            // Plain TCP straight from the socket: libcurl (7.88) reads at most 16 KiB a call, so a
+            // 256 KiB piece took sixteen system calls (2 GB over loopback: 0.62 → 0.51 s).
+            while true {
+                let count = recv(socket, target.baseAddress, target.count, 0)
+                if count >= 0 { return (count, nil) }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    if let problem = wait(for: Int16(POLLIN)) { return (0, problem) }
+                } else if errno != EINTR {
+                    return (0, "receiving failed: \(String(cString: strerror(errno)))")
+                }
+            }
+        }
         while true {
             var count = 0
             let code = curl_easy_recv(handle, target.baseAddress, target.count, &count)

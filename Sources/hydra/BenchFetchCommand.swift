@@ -114,7 +114,7 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                         let peerFiles = havePeers && name == "synthetic-2gb" ? [peerFile] : []
                         if mode == "cold" {
                             fetcher.evictFromPageCache(all)
-                            peerFiles.forEach(evictFromPageCache)
+                            peerFiles.forEach(PageCache.evict)
                         } else {
                             _ = try ChildProcess.run(["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files + peerFiles)
                         }
@@ -164,15 +164,6 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         try encoder.encode(rows).write(to: URL(fileURLWithPath: jsonOut))
         Terminal.note("figures written to \(jsonOut)")
     }
-}
-
-/// Drops a file from the page cache (cold runs).
-func evictFromPageCache(_ path: String) {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return }
-    fdatasync(fd)
-    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
-    close(fd)
 }
 
 extension BenchFetchCommand {

@@ -32,6 +32,8 @@ struct StoreServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-concurrent-reads"), help: "Disk reads in flight at once.") var maxConcurrentReads: Int = 64
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS (with --tls-key).") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.") var tlsKey: String?
+    @Flag(name: .customLong("no-sendfile"), help: "Read every chunk body through io_uring and write it, even when the page cache holds it (plain HTTP sends those with sendfile by default).")
+    var noSendfile = false
 
     func validate() throws {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -52,6 +54,7 @@ struct StoreServeCommand: AsyncParsableCommand {
         configuration.maxConcurrentReads = maxConcurrentReads
         configuration.tlsCertificatePath = tlsCert
         configuration.tlsKeyPath = tlsKey
+        configuration.sendfile = !noSendfile
         if let tokenFile {
             do { configuration.token = try readToken(tokenFile) } catch {
                 Terminal.error("\(error)")

@@ -77,6 +77,66 @@ import HydraSystem
         }
     }
 
+    /// Counts the reads that reach the disk reader.
+    final class CountingReader: FileBatchReader, @unchecked Sendable {
+        let inner = FileReaders.make()
+        let reads = LockedBox(0)
+        var backend: String { inner.backend }
+        func submit(_ batch: [FileRead], completion: @escaping @Sendable (Error?) -> Void) {
+            reads.withValue { $0 += batch.count }
+            inner.submit(batch, completion: completion)
+        }
+    }
+
+    /// A chunk the page cache holds goes by sendfile (no read through the server); an evicted
+    /// one is read through io_uring in pieces (which caches it again); both byte-exact, whole and
+    /// in ranges. With sendfile off, or over TLS, every body is read.
+    @Test(arguments: [false, true]) func cachedChunksGoBySendfileOthersAreRead(sendfile: Bool) async throws {
+        let reader = CountingReader()
+        try await ServedStore.with(configure: { $0.sendfile = sendfile }, reader: reader) { served in
+            let chunk = served.entry.manifest.chunks.max { $0.storedBytes < $1.storedBytes }!
+            let bytes = served.chunkBytes(chunk.sha256)  // reading it caches it
+            let path = "/v1/chunks/\(chunk.sha256)"
+            func get(_ range: Range<Int>? = nil) async throws -> (body: [UInt8], reads: Int) {
+                let before = reader.reads.value
+                let headers = range.map { ["Range": "bytes=\($0.lowerBound)-\($0.upperBound - 1)"] } ?? [:]
+                let response = try await TestHTTP.request(port: served.port, path, headers: headers)
+                #expect(response.status == (range == nil ? 200 : 206))
+                #expect(response.headers["etag"] == "\"\(chunk.sha256)\"")
+                return (response.body, reader.reads.value - before)
+            }
+            let cached = try await get()
+            #expect(cached.body == bytes)
+            #expect(sendfile ? cached.reads == 0 : cached.reads > 0)
+            let part = try await get(1000..<(bytes.count - 7))
+            #expect(part.body == Array(bytes[1000..<(bytes.count - 7)]))
+            #expect(sendfile ? part.reads == 0 : part.reads > 0)
+
+            PageCache.evict(served.entry.store.chunkPath(chunk.sha256))
+            guard !PageCache.isTmpfs(served.root) else { return }  // nothing to evict there
+            let cold = try await get()
+            #expect(cold.body == bytes)
+            #expect(cold.reads == (bytes.count + (16 << 10) - 1) / (16 << 10))  // 16 KiB pieces (ServedStore)
+            let again = try await get(5..<6)
+            #expect(again.body == [bytes[5]])
+            #expect(sendfile ? again.reads == 0 : again.reads == 1)
+        }
+    }
+
+    @Test func tlsBodiesAreAlwaysRead() async throws {
+        let reader = CountingReader()
+        try await ServedStore.with(tls: true, reader: reader) { served in
+            let chunks = served.entry.manifest.chunks
+            let buffers = chunks.map { SharedBuffer(count: $0.storedBytes) }
+            let url = "https://127.0.0.1:\(served.port)"
+            _ = try await offPool { try RemoteFetcher(baseURL: url, caFile: TestFixtures.tlsCertificate).fetch(chunks, into: buffers.map(\.baseAddress)) }
+            for (chunk, buffer) in zip(chunks, buffers) {
+                #expect(Array(UnsafeRawBufferPointer(start: buffer.baseAddress, count: chunk.storedBytes)) == served.chunkBytes(chunk.sha256))
+            }
+            #expect(reader.reads.value >= chunks.count)
+        }
+    }
+
     @Test func twoHundredConcurrentRangeRequests() async throws {
         try await ServedStore.with(model: "llama3-tiny") { served in
             let chunks = served.entry.manifest.chunks

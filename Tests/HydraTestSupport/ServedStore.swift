@@ -20,8 +20,11 @@ public final class ServedStore: @unchecked Sendable {
     public private(set) var port = 0
     private var task: Task<Void, Error>?
 
-    /// With `tls`, serves HTTPS with the test certificate (`TestFixtures.tlsCertificate`).
-    public init(token: String? = nil, model: String = "llama2-tiny", tls: Bool = false) async throws {
+    /// With `tls`, serves HTTPS with the test certificate (`TestFixtures.tlsCertificate`);
+    /// `configure` adjusts the rest, `reader` replaces the io_uring reader.
+    public init(token: String? = nil, model: String = "llama2-tiny", tls: Bool = false,
+                configure: (inout RemoteStoreServer.Configuration) -> Void = { _ in },
+                reader: (any FileBatchReader)? = nil) async throws {
         root = NSTemporaryDirectory() + "hydra-served-" + UUID().uuidString
         entry = try Self.convert(model, as: "m", into: root)
         var configuration = RemoteStoreServer.Configuration(root: root)
@@ -32,10 +35,11 @@ public final class ServedStore: @unchecked Sendable {
             configuration.tlsCertificatePath = TestFixtures.tlsCertificate
             configuration.tlsKeyPath = TestFixtures.root + "/tls/key.pem"
         }
+        configure(&configuration)
         let ready = LockedBox<Int>(0)
         var quiet = Logger(label: "hydra.store.test")
         quiet.logLevel = .critical  // cancelling the server task at the end logs a harmless close error
-        let app = try RemoteStoreServer(configuration: configuration).application(logger: quiet) { ready.value = $0 }
+        let app = try RemoteStoreServer(configuration: configuration, reader: reader).application(logger: quiet) { ready.value = $0 }
         task = Task { try await app.runService(gracefulShutdownSignals: []) }
         for _ in 0..<500 where ready.value == 0 { try await Task.sleep(for: .milliseconds(10)) }
         port = ready.value
@@ -50,8 +54,10 @@ public final class ServedStore: @unchecked Sendable {
 
     /// Runs `body` against a served store and always stops the server afterwards.
     public static func with(token: String? = nil, model: String = "llama2-tiny", tls: Bool = false,
+                            configure: (inout RemoteStoreServer.Configuration) -> Void = { _ in },
+                            reader: (any FileBatchReader)? = nil,
                             _ body: (ServedStore) async throws -> Void) async throws {
-        let served = try await ServedStore(token: token, model: model, tls: tls)
+        let served = try await ServedStore(token: token, model: model, tls: tls, configure: configure, reader: reader)
         do { try await body(served) } catch {
             await served.stop()
             throw error

@@ -34,4 +34,7 @@ int chydra_seal_read_only(int fd);
 ssize_t chydra_send_with_fd(int socket, const void *bytes, size_t count, int fd);
 ssize_t chydra_receive_with_fd(int socket, void *bytes, size_t count, int *fd);
 
+// statfs's f_type: <sys/vfs.h> is not part of Swift's Glibc module. 1 when `path` is on tmpfs.
+int chydra_is_tmpfs(const char *path);
+
 #endif

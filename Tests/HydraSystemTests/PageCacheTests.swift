@@ -1,0 +1,31 @@
+import Foundation
+import Glibc
+import Testing
+@testable import HydraSystem
+
+@Suite struct PageCacheTests {
+    @Test func residencyFollowsReadsAndEviction() throws {
+        let size = 4 << 20
+        let path = try FileBatchReaderTests.makeFile(size: size)
+        defer { unlink(path) }
+        let file = SharedFile(try FileDescriptor.open(path))
+        _ = posix_fadvise(file.fd, 0, 0, POSIX_FADV_RANDOM)  // no readahead: only what is read gets cached
+
+        var scratch = [UInt8](repeating: 0, count: size)
+        #expect(scratch.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, size, 0) } == size)
+        #expect(file.isInPageCache(offset: 0, length: size))
+        #expect(file.isInPageCache(offset: 12_345, length: 1 << 20))
+        #expect(file.isInPageCache(offset: 0, length: 0))
+
+        PageCache.evict(path)
+        guard !PageCache.isTmpfs(path) else { return }  // nothing to evict there
+        #expect(!file.isInPageCache(offset: 0, length: size))
+        // One page read back in the middle: a range of just that page is cached, the whole file
+        // (whose first and last pages are sampled) is not.
+        let middle = size / 2
+        #expect(scratch.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, 4096, off_t(middle)) } == 4096)
+        #expect(file.isInPageCache(offset: middle + 100, length: 3000))
+        #expect(!file.isInPageCache(offset: 0, length: size))
+        #expect(!file.isInPageCache(offset: middle, length: 8192))
+    }
+}
