@@ -55,7 +55,7 @@ int chydra_memfd_create(const char *name) {
 }
 
 int chydra_seal_read_only(int fd) {
-    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL);
 }
 
 /* fd < 0: a plain send. MSG_NOSIGNAL: a peer that went away is an error, not SIGPIPE. */

@@ -44,6 +44,11 @@ extension NodeCache {
 
     func fetch(_ entry: Entry, client: HTTPClient) {
         let chunk = entry.chunk
+        if entry.memory == nil, let piece = reserve?.take(count: chunk.storedBytes) {
+            entry.memory = piece.memory
+            entry.mapping = piece.mapping
+            condition.withLock { counters.chunksFromReserve += 1 }
+        }
         if entry.memory == nil {
             // Allocated outside the lock: faulting in a chunk's pages takes milliseconds.
             do {
@@ -112,14 +117,58 @@ extension NodeCache {
             entry.digest = IncrementalDigest(entry.expected.algorithm)
             entry.remoteIndex += 1
         }
-        // Unmap the writable view, then seal: from here on nobody can change these bytes.
-        entry.mapping = nil
+        // Seal: from here on nobody can change these bytes. Our writable view, the last way in,
+        // is dropped after publishing (unmapping 32 MiB of pages takes ~2 ms): by the reserve
+        // thread once fetches are done, or here.
         do {
             try entry.memory!.sealReadOnly()
         } catch {
             condition.withLock { failLocked(entry, "cannot seal chunk \(chunk.sha256): \(error)") }
             return
         }
-        condition.withLock { publishLocked(entry) }
+        let mapping = entry.mapping
+        entry.mapping = nil
+        condition.withLock {
+            publishLocked(entry)
+            if reserve != nil, let mapping { retiredMappings.append(mapping) }
+            condition.broadcast()  // the reserve refills once no fetch runs
+        }
+        if reserve == nil { withExtendedLifetime(mapping) {} }
+    }
+
+    /// Faults the reserve in up to its target (or what the capacity leaves), one piece at a
+    /// time, blocking; `progress` sees the bytes ready after each piece.
+    public func fillReserve(progress: (Int) -> Void = { _ in }) {
+        guard let reserve else { return }
+        while reserve.addPiece(limit: condition.withLock({ configuration.capacityBytes - usedBytes })) {
+            progress(reserve.readyBytes)
+        }
+        reserve.settle()  // the reserve thread may be faulting in the last piece
+    }
+
+    /// The reserve thread: while nothing is queued or fetching, drops the fetch threads' retired
+    /// writable views, then refills the reserve one piece at a time.
+    func refillLoop() {
+        guard let reserve else { return }
+        while true {
+            let work: (retired: [MappedMemory], limit: Int?)? = condition.withLock {
+                while !stopped {
+                    let busy = !queue.isEmpty || entries.values.contains { $0.state == .fetching }
+                    let room = configuration.capacityBytes - usedBytes
+                    if !busy && !retiredMappings.isEmpty {
+                        defer { retiredMappings.removeAll() }
+                        return (retiredMappings, nil)
+                    }
+                    if !busy && reserve.readyBytes + reserve.pieceBytes <= min(room, reserve.targetBytes) { return ([], room) }
+                    condition.wait()
+                }
+                return nil
+            }
+            guard let work else { return }
+            guard let limit = work.limit else { continue }  // the retired views are unmapped as `work` goes
+            if !reserve.addPiece(limit: limit) {
+                condition.withLock { _ = condition.wait(until: Date().addingTimeInterval(1)) }  // memory refused: try later
+            }
+        }
     }
 }

@@ -30,6 +30,12 @@ public final class NodeCache: @unchecked Sendable {
         public var verificationAttemptsPerRemote = 2
         /// How chunks are checked before they are published (`.none` is treated as `.fast`).
         public var verification = ChunkVerification.fast
+        /// Shared memory kept faulted in for chunks to come (within the capacity), refilled
+        /// while no fetch runs; 0: every chunk's memory is faulted in as it is fetched.
+        public var reserveBytes = 0
+        /// The reserve's unit: the converter's default chunk size. Chunks larger than this, or
+        /// smaller than half of it, get fresh memory.
+        public var reservePieceBytes = 32 << 20
 
         public init(node: String, capacityBytes: Int, remotes: [String]) {
             self.node = node
@@ -51,7 +57,10 @@ public final class NodeCache: @unchecked Sendable {
     var useClock: UInt64 = 0
     var stopped = false
     var counters = Counters()
+    /// Writable views of published chunks, for the reserve thread to unmap off the fetch path.
+    var retiredMappings: [MappedMemory] = []
     let threads = DispatchGroup()
+    let reserve: SharedMemoryReserve?
 
     struct Counters {
         var bytesFetched = 0
@@ -60,6 +69,7 @@ public final class NodeCache: @unchecked Sendable {
         var verificationFailures = 0
         var failedChunks = 0
         var evictions = 0
+        var chunksFromReserve = 0
     }
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "hydra.cache")) {
@@ -68,6 +78,18 @@ public final class NodeCache: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         link = configuration.nicGigabitsPerSecond.map { SharedTokenBucket(gigabitsPerSecond: $0) }
+        reserve = configuration.reserveBytes > 0
+            ? SharedMemoryReserve(pieceBytes: configuration.reservePieceBytes, targetBytes: min(configuration.reserveBytes, configuration.capacityBytes))
+            : nil
+        if reserve != nil {
+            threads.enter()
+            let thread = Thread { [self] in
+                defer { threads.leave() }
+                refillLoop()
+            }
+            thread.name = "hydra-cache-reserve"
+            thread.start()
+        }
         for index in 0..<configuration.connections {
             threads.enter()
             let thread = Thread { [self] in
@@ -134,7 +156,8 @@ public final class NodeCache: @unchecked Sendable {
                 attachedWorkers: subscriptions,
                 bytesFetched: counters.bytesFetched, chunksPublished: counters.chunksPublished,
                 transferErrors: counters.transferErrors, verificationFailures: counters.verificationFailures,
-                failedChunks: counters.failedChunks, evictions: counters.evictions)
+                failedChunks: counters.failedChunks, evictions: counters.evictions,
+                reservedBytes: reserve?.readyBytes ?? 0, chunksFromReserve: counters.chunksFromReserve)
         }
     }
 

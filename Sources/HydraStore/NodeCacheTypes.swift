@@ -53,4 +53,7 @@ public struct CacheStatus: Codable, Sendable, Equatable {
     public var verificationFailures: Int
     public var failedChunks: Int
     public var evictions: Int
+    /// Shared memory faulted in ahead of chunks (`--reserve-gib`), and the chunks that landed in it.
+    public var reservedBytes: Int
+    public var chunksFromReserve: Int
 }

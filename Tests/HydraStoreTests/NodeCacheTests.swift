@@ -35,6 +35,57 @@ import HydraSystem
         }
     }
 
+    /// Chunks that suit the reserve land in its pre-faulted memory (the memfds workers receive
+    /// are the reserve's), byte-exact; the reserve stays within the capacity and refills once
+    /// the cache is idle.
+    @Test func chunksLandInTheReserveWhichRefillsWhenIdle() async throws {
+        try await ServedStore.with(model: "falcon-40b-tiny") { served in
+            let reserveBytes = 1 << 20
+            let node = try CachedNode(remotes: [served.port]) { $0.reserveBytes = reserveBytes; $0.reservePieceBytes = 64 << 10 }
+            defer { node.stop() }
+            node.cache.fillReserve()
+            #expect(node.cache.status().reservedBytes == reserveBytes)
+            let manifest = served.entry.manifest
+            let received = try await node.receiveAll(CacheOrder(model: "m"))
+            expectExact(received, Array(manifest.chunks.indices), served)
+            let suited = manifest.chunks.filter { node.cache.reserve!.suits($0.storedBytes) }.count
+            let fromReserve = node.cache.status().chunksFromReserve
+            #expect(suited > 0 && fromReserve == min(suited, reserveBytes / (64 << 10)), "\(fromReserve) of \(suited)")
+            for _ in 0..<300 where node.cache.status().reservedBytes < reserveBytes { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(node.cache.status().reservedBytes == reserveBytes)
+
+            // The reserve never takes what the capacity does not leave.
+            let small = try CachedNode(remotes: [served.port], capacityBytes: 256 << 10) { $0.reserveBytes = reserveBytes; $0.reservePieceBytes = 64 << 10 }
+            defer { small.stop() }
+            small.cache.fillReserve()
+            #expect(small.cache.status().reservedBytes == 256 << 10)
+        }
+    }
+
+    /// What a worker receives cannot be written, resized or mapped writable, by it or anyone.
+    @Test(arguments: [0, 1 << 20]) func receivedChunksAreSealedReadOnly(reserveBytes: Int) async throws {
+        try await ServedStore.with { served in
+            let node = try CachedNode(remotes: [served.port]) { $0.reserveBytes = reserveBytes; $0.reservePieceBytes = 64 << 10 }
+            defer { node.stop() }
+            node.cache.fillReserve()
+            try await offPool {
+                let attachment = try NodeCacheClient.attach(socketPath: node.socketPath, order: CacheOrder(model: "m"))
+                defer { attachment.close() }
+                while let chunk = try attachment.next() {
+                    // The worker's read-only view cannot be made writable.
+                    #expect(mprotect(chunk.memory.baseAddress, chunk.memory.count, PROT_READ | PROT_WRITE) == -1)
+                    // Nor can the cache's own descriptor (read-write) write, map writable or resize.
+                    let file = try #require(node.cache.condition.withLock { node.cache.entries[chunk.chunk.sha256]?.memory })
+                    let before = Array(chunk.memory.bytes)
+                    #expect(mmap(nil, file.count, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd, 0) == MAP_FAILED)
+                    #expect(pwrite(file.fd, [UInt8(1)], 1, 0) == -1)
+                    #expect(ftruncate(file.fd, off_t(file.count + 4096)) == -1 && ftruncate(file.fd, 0) == -1)
+                    #expect(Array(chunk.memory.bytes) == before)
+                }
+            }
+        }
+    }
+
     @Test func aCorruptedChunkIsRefetchedFromAnotherRemoteAndNeverPublished() async throws {
         try await ServedStore.with { good in
             try await ServedStore.with { bad in

@@ -12,7 +12,7 @@ public final class CachedNode: @unchecked Sendable {
     public var socketPath: String { directory + "/cache.sock" }
 
     public init(remotes: [Int], capacityBytes: Int = 1 << 30, nicGbps: Double? = nil, timeoutSeconds: Double = 30, connections: Int = 4,
-                verification: ChunkVerification = .fast) throws {
+                verification: ChunkVerification = .fast, configure: (inout NodeCache.Configuration) -> Void = { _ in }) throws {
         directory = NSTemporaryDirectory() + "hydra-cache-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = NodeCache.Configuration(node: "n0", capacityBytes: capacityBytes, remotes: remotes.map { "http://127.0.0.1:\($0)" })
@@ -22,6 +22,7 @@ public final class CachedNode: @unchecked Sendable {
         configuration.retryMaxSeconds = 0.2
         configuration.connections = connections
         configuration.verification = verification
+        configure(&configuration)
         var quiet = Logger(label: "hydra.cache.test")
         quiet.logLevel = .critical
         cache = NodeCache(configuration: configuration, logger: quiet)
