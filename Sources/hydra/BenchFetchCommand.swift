@@ -135,29 +135,40 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                         times[contender, default: []].append(seconds)
                     }
                 }
+                if mode == "warm" {
+                    // The warm goal's yardstick: one thread copying as many bytes between two
+                    // resident buffers, measured here between the runs above.
+                    let source = AlignedBuffer(count: bytes), destination = AlignedBuffer(count: bytes)
+                    memset(source.baseAddress, 1, bytes)
+                    memset(destination.baseAddress, 2, bytes)
+                    contenders.append((Self.memcpyRow, []))
+                    times[Self.memcpyRow] = (0..<runs).map { _ in
+                        let started = DispatchTime.now().uptimeNanoseconds
+                        memcpy(destination.baseAddress, source.baseAddress, bytes)
+                        return Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                    }
+                }
                 for (contender, _) in contenders {
                     rows.append(Row(model: label, contender: contender, mode: mode, bytes: bytes, seconds: times[contender]!))
                 }
             }
         }
         rows += try remoteRows(store: store, models: models)
-        var lines = ["| model | mode | contender | median GB/s | min–max s | hydra vs this |", "|---|---|---|---|---|---|"]
+        var lines = ["| model | mode | contender | median GB/s | min–max s | hydra vs this | node cache (reserve) vs this |",
+                     "|---|---|---|---|---|---|---|"]
         for row in rows {
             // Peers that pay for filling fresh memory compare with our run that pays for it too.
             let fresh = row.contender.contains("Python") || row.contender.hasPrefix("runai")
             let ours = rows.first { $0.model == row.model && $0.mode == row.mode && $0.contender.hasPrefix("hydra") && (!fresh || $0.contender.contains("allocated")) }!
-            if row.mode.hasPrefix("remote") && !row.contender.hasPrefix("hydra") {
-                lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %.2f× |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
-                                    row.seconds.min()!, row.seconds.max()!, ours.gigabytesPerSecond / row.gigabytesPerSecond))
-                continue
-            }
-            lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %@ |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
-                                row.seconds.min()!, row.seconds.max()!,
-                                row.contender.hasPrefix("hydra") ? "—" : String(format: "%.2f×", ours.gigabytesPerSecond / row.gigabytesPerSecond)))
+            let cache = rows.first { $0.model == row.model && $0.mode == row.mode && $0.contender == Self.cacheWithReserve }
+            let peer = !row.contender.hasPrefix("hydra")
+            let ratio = { (hydra: Row?) in hydra.map { peer ? String(format: "%.2f×", $0.gigabytesPerSecond / row.gigabytesPerSecond) : "—" } ?? "—" }
+            lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %@ | %@ |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
+                                row.seconds.min()!, row.seconds.max()!, ratio(ours), ratio(cache)))
         }
-        lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, XXH3 check, sealing, descriptor passing). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, each chunk checked against the XXH3 its manifest carries, or its SHA-256 in the 'SHA-256' row, or not at all in 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
+        lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, XXH3 check, sealing, descriptor passing); 'with a reserve' started with `--reserve-gib` covering the model's 16–32 MiB chunks, faulted in before the cache listens (as a node's cache would be, long before an order), the other with none (every chunk lands in fresh memory). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, each chunk checked against the XXH3 its manifest carries, or its SHA-256 in the 'SHA-256' row, or not at all in 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
         lines.append("\nPython peers (synthetic model only: they read its safetensors source, the same 2 GB of bf16): every tensor materialised in process memory (safetensors' lazy mmap is cloned; runai's reused buffers are cloned), timed inside the interpreter after imports; runai-model-streamer with its default (direct) reads at concurrency 1, 4 and 16.")
-        lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena.")
+        lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena. memcpy (the warm goal's yardstick) is one thread copying as many bytes between two resident buffers, in the benchmark's process between the warm runs.")
         print(lines.joined(separator: "\n"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -200,9 +211,13 @@ extension BenchFetchCommand {
             func curl(_ urls: [String], _ connections: Int) -> [String] {
                 ["curl", "-sf", "--no-progress-meter", "--parallel", "--parallel-max", String(connections)] + urls.flatMap { [$0, "-o", "/dev/null"] }
             }
+            // A reserve that holds every chunk that suits it (16–32 MiB), plus one piece.
+            let suited = entry.manifest.chunks.filter { (16 << 20...32 << 20).contains($0.storedBytes) }.count
+            let reserveGiB = Double((suited + 1) * 32) / 1024
             for connections in [1, 4] {
                 var contenders: [(String, [String])] = [
                     ("hydra fetch", [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name, "--connections", String(connections), "--json"]),
+                    (Self.cacheWithReserve, coldCacheAttach(port: hydraPort, name: name, connections: connections, reserveGiB: reserveGiB)),
                     ("hydra cache (cold node cache, attached worker)", coldCacheAttach(port: hydraPort, name: name, connections: connections)),
                     ("curl ← hydra store serve", curl(hashes.map { "http://127.0.0.1:\(hydraPort)/v1/chunks/\($0)" }, connections)),
                 ]
@@ -244,12 +259,16 @@ extension BenchFetchCommand {
         return rows
     }
 
+    static let cacheWithReserve = "hydra cache (cold node cache with a reserve, attached worker)"
+    static let memcpyRow = "memcpy (one thread, resident buffers)"
+
     /// A fresh node cache process (cold), one worker attaching to the whole model; the figure is
     /// the attach's own time from connect to the last chunk-ready event (manifest fetch included).
-    func coldCacheAttach(port: Int, name: String, connections: Int, nicGbps: Double? = nil) -> [String] {
+    /// With `reserveGiB`, the cache faults that much shared memory in before it listens.
+    func coldCacheAttach(port: Int, name: String, connections: Int, nicGbps: Double? = nil, reserveGiB: Double = 0) -> [String] {
         let hydra = ChildProcess.selfPath
         let socket = workDir + "/bench-cache.sock"
-        let link = nicGbps.map { " --nic-gbps \($0)" } ?? ""
+        let link = (nicGbps.map { " --nic-gbps \($0)" } ?? "") + (reserveGiB > 0 ? " --reserve-gib \(reserveGiB)" : "")
         let script = """
         "$0" cache serve --node bench --socket "$1" --capacity-gib 4 --remote http://127.0.0.1:\(port) --connections \(connections)\(link) >/dev/null 2>&1 &
         pid=$!
