@@ -37,9 +37,15 @@ extension NodeCache {
         }
     }
 
-    /// True when a high-priority chunk waits and this low-priority one should step aside.
-    func shouldYield(_ entry: Entry) -> Bool {
-        condition.withLock { entry.priority == .low && queue.contains { $0.priority == .high } }
+    /// Whether this fetch should step aside (it is low priority and a high-priority chunk
+    /// waits), and where its next range request should end: a high-priority fetch never yields,
+    /// so it asks for the rest of the chunk at once; a low-priority one goes piece by piece.
+    func nextStep(_ entry: Entry) -> (yield: Bool, end: Int) {
+        condition.withLock {
+            let low = entry.priority == .low
+            let end = low ? min(entry.received + configuration.pieceBytes, entry.chunk.storedBytes) : entry.chunk.storedBytes
+            return (low && queue.contains { $0.priority == .high }, end)
+        }
     }
 
     func fetch(_ entry: Entry, client: HTTPClient) {
@@ -66,7 +72,8 @@ extension NodeCache {
         while true {
             // Receive the rest of the chunk, piece by piece, resuming after failures.
             while entry.received < chunk.storedBytes {
-                if shouldYield(entry) {
+                let step = nextStep(entry)
+                if step.yield {
                     condition.withLock {
                         entry.state = .queued
                         queue.append(entry)
@@ -75,7 +82,7 @@ extension NodeCache {
                     return
                 }
                 let remote = remotes[entry.remoteIndex % remotes.count]
-                let end = min(entry.received + configuration.pieceBytes, chunk.storedBytes)
+                let end = step.end
                 let target = UnsafeMutableRawBufferPointer(rebasing: entry.mapping!.mutableBytes[entry.received..<end])
                 let result = client.transfer("\(remote)/v1/chunks/\(chunk.sha256)", range: entry.received...(end - 1),
                                              into: target, digest: entry.digest)

@@ -20,7 +20,10 @@ public final class NodeCache: @unchecked Sendable {
         public var connections = 4
         /// The node's emulated NIC; nil: unlimited.
         public var nicGigabitsPerSecond: Double?
-        /// Bytes per range request: the unit of resumption and of yielding to high priority.
+        /// Bytes per range request of a low-priority fetch: the unit at which it yields to high
+        /// priority. High-priority fetches ask for the rest of a chunk at once (one request per
+        /// chunk: 4% faster on loopback than 8 MiB pieces); either resumes from the last byte
+        /// received after a failure.
         public var pieceBytes = 8 << 20
         /// A chunk that cannot be fetched within this time fails its orders.
         public var orderTimeoutSeconds: Double = 120

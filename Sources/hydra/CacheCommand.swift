@@ -54,7 +54,7 @@ struct CacheServeCommand: ParsableCommand {
     @Option(name: .customLong("token-file"), help: "File holding the remote stores' bearer token.") var tokenFile: String?
     @Option(name: .customLong("ca-file"), help: "PEM certificate authorities to trust for https remotes.") var caFile: String?
     @Option(help: "Parallel transfers.") var connections: Int = 4
-    @Option(name: .customLong("piece-mib"), help: "MiB per range request: the unit of resumption and of yielding to high priority.")
+    @Option(name: .customLong("piece-mib"), help: "MiB per range request of a low-priority fetch: the unit at which it yields to high priority (high-priority fetches ask for the rest of a chunk at once).")
     var pieceMiB: Int = 8
     @Option(name: .customLong("fetch-timeout"), help: "Seconds after which a chunk that cannot be fetched fails.") var fetchTimeout: Double = 120
     @Option(help: """
