@@ -143,39 +143,64 @@ extension NodeCache {
         if reserve == nil { withExtendedLifetime(mapping) {} }
     }
 
-    /// Faults the reserve in up to its target (or what the capacity leaves), one piece at a
-    /// time, blocking; `progress` sees the bytes ready after each piece.
+    /// Blocks until the reserve thread's first fill is done (up to the target, or what the
+    /// capacity leaves); `progress` sees the bytes ready every 0.2 s.
     public func fillReserve(progress: (Int) -> Void = { _ in }) {
         guard let reserve else { return }
-        while reserve.addPiece(limit: condition.withLock({ configuration.capacityBytes - usedBytes })) {
+        while !condition.withLock({
+            if !reserveFilled && !stopped { _ = condition.wait(until: Date().addingTimeInterval(0.2)) }
+            return reserveFilled || stopped
+        }) {
             progress(reserve.readyBytes)
         }
-        reserve.settle()  // the reserve thread may be faulting in the last piece
+    }
+
+    /// The reserve's first mix: the chunk sizes of every model in the first remote store that
+    /// lists them (at most 256 manifests). A store that cannot be asked leaves the default mix.
+    func expectStoredChunks(_ reserve: SharedMemoryReserve) {
+        for remote in configuration.remotes {
+            let fetcher = RemoteFetcher(baseURL: remote, token: configuration.token, caFile: configuration.caFile)
+            do {
+                for name in try fetcher.modelNames().prefix(256) {
+                    for chunk in Set(try fetcher.manifest(name).chunks.map { ChunkSize(sha256: $0.sha256, bytes: $0.storedBytes) }) {
+                        reserve.expect(chunk.bytes)
+                    }
+                }
+                return
+            } catch {
+                logger.info("cannot learn the reserve's mix from this store", metadata: ["remote": "\(remote)", "problem": "\(error)"])
+            }
+        }
     }
 
     /// The reserve thread: while nothing is queued or fetching, drops the fetch threads' retired
-    /// writable views, then refills the reserve one piece at a time.
+    /// writable views, then refills (or rebalances) the reserve one piece at a time.
     func refillLoop() {
         guard let reserve else { return }
+        expectStoredChunks(reserve)
         while true {
-            let work: (retired: [MappedMemory], limit: Int?)? = condition.withLock {
-                while !stopped {
-                    let busy = !queue.isEmpty || entries.values.contains { $0.state == .fetching }
-                    let room = configuration.capacityBytes - usedBytes
-                    if !busy && !retiredMappings.isEmpty {
-                        defer { retiredMappings.removeAll() }
-                        return (retiredMappings, nil)
-                    }
-                    if !busy && reserve.readyBytes + reserve.pieceBytes <= min(room, reserve.targetBytes) { return ([], room) }
-                    condition.wait()
-                }
-                return nil
+            let work: (retired: [MappedMemory], room: Int)? = condition.withLock {
+                while !stopped && (!queue.isEmpty || entries.values.contains { $0.state == .fetching }) { condition.wait() }
+                guard !stopped else { return nil }
+                defer { retiredMappings.removeAll() }
+                return (retiredMappings, configuration.capacityBytes - usedBytes)
             }
             guard let work else { return }
-            guard let limit = work.limit else { continue }  // the retired views are unmapped as `work` goes
-            if !reserve.addPiece(limit: limit) {
-                condition.withLock { _ = condition.wait(until: Date().addingTimeInterval(1)) }  // memory refused: try later
+            if !work.retired.isEmpty { continue }  // unmapped as `work` goes; then look again
+            if !reserve.addPiece(limit: work.room) {
+                // Full (or memory refused): look again after the next event, or in a second.
+                reserve.settle()
+                condition.withLock {
+                    if !reserveFilled { reserveFilled = true; condition.broadcast() }
+                    if !stopped { _ = condition.wait(until: Date().addingTimeInterval(1)) }
+                }
             }
         }
     }
+}
+
+/// A chunk counted once however many times a manifest names it.
+private struct ChunkSize: Hashable {
+    let sha256: String
+    let bytes: Int
 }

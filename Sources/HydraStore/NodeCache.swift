@@ -36,8 +36,8 @@ public final class NodeCache: @unchecked Sendable {
         /// Shared memory kept faulted in for chunks to come (within the capacity), refilled
         /// while no fetch runs; 0: every chunk's memory is faulted in as it is fetched.
         public var reserveBytes = 0
-        /// The reserve's unit: the converter's default chunk size. Chunks larger than this, or
-        /// smaller than half of it, get fresh memory.
+        /// The reserve's largest piece (the converter's default chunk size); the other classes
+        /// halve it three times (SharedMemoryReserve).
         public var reservePieceBytes = 32 << 20
 
         public init(node: String, capacityBytes: Int, remotes: [String]) {
@@ -62,6 +62,8 @@ public final class NodeCache: @unchecked Sendable {
     var counters = Counters()
     /// Writable views of published chunks, for the reserve thread to unmap off the fetch path.
     var retiredMappings: [MappedMemory] = []
+    /// The reserve thread's first fill is done (`fillReserve` waits for it).
+    var reserveFilled = false
     let threads = DispatchGroup()
     let reserve: SharedMemoryReserve?
 
@@ -82,7 +84,7 @@ public final class NodeCache: @unchecked Sendable {
         self.logger = logger
         link = configuration.nicGigabitsPerSecond.map { SharedTokenBucket(gigabitsPerSecond: $0) }
         reserve = configuration.reserveBytes > 0
-            ? SharedMemoryReserve(pieceBytes: configuration.reservePieceBytes, targetBytes: min(configuration.reserveBytes, configuration.capacityBytes))
+            ? SharedMemoryReserve(largestPieceBytes: configuration.reservePieceBytes, targetBytes: min(configuration.reserveBytes, configuration.capacityBytes))
             : nil
         if reserve != nil {
             threads.enter()

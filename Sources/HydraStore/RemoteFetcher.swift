@@ -39,6 +39,17 @@ public struct RemoteFetcher: Sendable {
         return try Manifest.decode(response.body, file: url)
     }
 
+    /// The store's model names (`GET /v1/models`).
+    public func modelNames() throws -> [String] {
+        let url = "\(baseURL)/v1/models"
+        let response = try HTTPClient(bearerToken: token, timeoutSeconds: 5, caFile: caFile).get(url)
+        try Self.check(response.status, url: url)
+        guard case .array(let names)? = try JSONValue.parse(response.body, file: url)["models"] else {
+            throw FormatError(url, "no 'models' list in the answer")
+        }
+        return names.compactMap(\.stringValue)
+    }
+
     static func check(_ status: Int, url: String) throws {
         switch status {
         case 200, 206: return

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import HydraFormat
+import HydraStore
 import HydraSystem
 
 struct BenchFetchCommand: ChildMeasuredBenchmark {
@@ -166,7 +167,7 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
             lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %@ | %@ |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
                                 row.seconds.min()!, row.seconds.max()!, ratio(ours), ratio(cache)))
         }
-        lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, XXH3 check, sealing, descriptor passing); 'with a reserve' started with `--reserve-gib` covering the model's 16–32 MiB chunks, faulted in before the cache listens (as a node's cache would be, long before an order), the other with none (every chunk lands in fresh memory). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, each chunk checked against the XXH3 its manifest carries, or its SHA-256 in the 'SHA-256' row, or not at all in 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
+        lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, XXH3 check, sealing, descriptor passing); 'with a reserve' started with `--reserve-gib` as large as the store's chunks in their piece classes (4–32 MiB), faulted in before the cache listens (as a node's cache would be, long before an order) in the mix of chunk sizes its store's manifests show, the other with none (every chunk lands in fresh memory). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, each chunk checked against the XXH3 its manifest carries, or its SHA-256 in the 'SHA-256' row, or not at all in 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
         lines.append("\nPython peers (synthetic model only: they read its safetensors source, the same 2 GB of bf16): every tensor materialised in process memory (safetensors' lazy mmap is cloned; runai's reused buffers are cloned), timed inside the interpreter after imports; runai-model-streamer with its default (direct) reads at concurrency 1, 4 and 16.")
         lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena. memcpy (the warm goal's yardstick) is one thread copying as many bytes between two resident buffers, in the benchmark's process between the warm runs.")
         print(lines.joined(separator: "\n"))
@@ -202,6 +203,19 @@ extension BenchFetchCommand {
         let client = HTTPClient(timeoutSeconds: 2)
         for _ in 0..<100 where (try? client.get("http://127.0.0.1:\(hydraPort)/healthz").status) != 200 { usleep(50_000) }
 
+        // A reserve as large as the store's chunks in their piece classes (the cache splits it
+        // between the classes as the store's manifests do), plus a largest piece for each class.
+        let classes = SharedMemoryReserve(largestPieceBytes: NodeCache.Configuration(node: "", capacityBytes: 0, remotes: [""]).reservePieceBytes,
+                                          targetBytes: 0)
+        var reserveBytes = classes.largestPieceBytes * classes.classes.count
+        for (_, name) in models {
+            let chunks = try StoreEntry(store: StoreDirectory(root: store), name: name).manifest.chunks
+            for (_, bytes) in Dictionary(chunks.map { ($0.sha256, $0.storedBytes) }, uniquingKeysWith: { a, _ in a }) {
+                reserveBytes += classes.pieceBytes(for: bytes) ?? 0
+            }
+        }
+        let reserveGiB = (Double(reserveBytes) / Double(1 << 30) * 100).rounded(.up) / 100
+
         var rows: [Row] = []
         for (label, name) in models {
             let entry = try StoreEntry(store: StoreDirectory(root: store), name: name)
@@ -211,9 +225,6 @@ extension BenchFetchCommand {
             func curl(_ urls: [String], _ connections: Int) -> [String] {
                 ["curl", "-sf", "--no-progress-meter", "--parallel", "--parallel-max", String(connections)] + urls.flatMap { [$0, "-o", "/dev/null"] }
             }
-            // A reserve that holds every chunk that suits it (16–32 MiB), plus one piece.
-            let suited = entry.manifest.chunks.filter { (16 << 20...32 << 20).contains($0.storedBytes) }.count
-            let reserveGiB = Double((suited + 1) * 32) / 1024
             for connections in [1, 4] {
                 var contenders: [(String, [String])] = [
                     ("hydra fetch", [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name, "--connections", String(connections), "--json"]),

@@ -101,8 +101,10 @@ struct CacheServeCommand: ParsableCommand {
                 cache.fillReserve { ready in
                     if ready - shown >= 1 << 30 { Terminal.note("reserve: \(formatBytes(ready)) faulted in…"); shown = ready }
                 }
+                let status = cache.status()
+                if status.reservedBytes == 0 { Terminal.note("reserve: no memory could be faulted in (capacity full, or refused)") }
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-                Terminal.note("reserve: \(formatBytes(cache.status().reservedBytes)) of shared memory faulted in (\(String(format: "%.1f", seconds)) s)")
+                Terminal.note("reserve: \(formatBytes(status.reservedBytes)) of shared memory faulted in (\(String(format: "%.1f", seconds)) s)")
             }
             let server = try NodeCacheServer(cache: cache, socketPath: socket, logger: logger)
             let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
