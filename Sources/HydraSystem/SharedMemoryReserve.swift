@@ -81,7 +81,8 @@ public final class SharedMemoryReserve: @unchecked Sendable {
     @discardableResult
     public func addPiece(limit: Int) -> Bool {
         // Chosen and counted before it is faulted in, so that two fillers never overshoot together.
-        let claimed: Int? = lock.withLock {
+        // A traded piece comes out with the claim, to be unmapped and freed after the lock.
+        let claimed: (size: Int, traded: Piece?)? = lock.withLock {
             let capacity = min(limit, targetBytes)
             let total = demand.values.reduce(0, +)
             let share = { (size: Int) in total > 0 ? (self.demand[size] ?? 0) / total : (size == self.classes[0] ? 1 : 0) }
@@ -92,18 +93,18 @@ public final class SharedMemoryReserve: @unchecked Sendable {
             if let fits = short.first(where: { $0 <= room }) {
                 faulting += 1
                 faultingBytes += fits
-                return fits
+                return (fits, nil)
             }
             // Full: trade a piece of the class furthest above its share, if that makes room.
             guard let wanted = short.first,
                   let surplus = classes.filter({ -deficit($0) >= Double($0) }).max(by: { -deficit($0) < -deficit($1) }),
                   room + surplus >= wanted else { return nil }
-            pieces[surplus]!.removeLast()  // freed as it goes
+            let traded = pieces[surplus]!.removeLast()
             faulting += 1
             faultingBytes += wanted
-            return wanted
+            return (wanted, traded)
         }
-        guard let size = claimed else { return false }
+        guard let size = claimed?.size else { return false }
         let piece: Piece?
         do {
             let memory = try SharedMemoryFile(name: "hydra-reserve", count: size)
