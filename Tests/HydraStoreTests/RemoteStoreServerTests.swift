@@ -112,8 +112,15 @@ import HydraSystem
             #expect(part.body == Array(bytes[1000..<(bytes.count - 7)]))
             #expect(sendfile ? part.reads == 0 : part.reads > 0)
 
-            PageCache.evict(served.entry.store.chunkPath(chunk.sha256))
             guard !PageCache.isTmpfs(served.root) else { return }  // nothing to evict there
+            // Pages the last response's socket buffers still reference cannot be dropped until
+            // the kernel frees those buffers (deferred): evict until the server would see it cold.
+            let chunkFile = SharedFile(try FileDescriptor.open(served.entry.store.chunkPath(chunk.sha256)))
+            for _ in 0..<100 where chunkFile.isInPageCache(offset: 0, length: bytes.count) {
+                PageCache.evict(chunkFile.path)
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(!chunkFile.isInPageCache(offset: 0, length: bytes.count))
             let cold = try await get()
             #expect(cold.body == bytes)
             #expect(cold.reads == (bytes.count + (16 << 10) - 1) / (16 << 10))  // 16 KiB pieces (ServedStore)
