@@ -28,6 +28,8 @@ struct KubernetesManifestsCommand: ParsableCommand {
     @Option(help: "Folder to write the manifests into.") var out: String = "k8s"
     @Option(name: .customLong("store-size"), help: "Size of the store's volume.") var storeSize: String = "100Gi"
     @Option(name: .customLong("cache-capacity-gib"), help: "Each node cache's capacity, GiB.") var cacheCapacityGiB: Double = 64
+    @Option(name: .customLong("cache-reserve-gib"), help: "Shared memory each node cache faults in ahead of fetches, GiB (hydra cache serve --reserve-gib; 0: none).")
+    var cacheReserveGiB: Double = 0
     @OptionGroup var kubernetes: KubernetesOptions
 
     func run() throws {
@@ -35,6 +37,7 @@ struct KubernetesManifestsCommand: ParsableCommand {
             var manifests = kubernetes.manifests
             manifests.storeSize = storeSize
             manifests.cacheCapacityGiB = cacheCapacityGiB
+            manifests.cacheReserveGiB = cacheReserveGiB
             try manifests.validate()
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             for (file, object) in manifests.all() {

@@ -13,7 +13,7 @@ import NIOCore
         let out = NSTemporaryDirectory() + "hydra-k8s-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: out) }
         let written = try HydraProcess.run(["k8s", "manifests", "--out", out, "--k8s-gpu-resource", "aliyun.com/gpu-mem", "--k8s-gpu-amount", "8",
-                                            "--k8s-node-label", "gpu=a10"])
+                                            "--k8s-node-label", "gpu=a10", "--cache-reserve-gib", "8"])
         try #require(written.status == 0, "\(written.stderr)")
         let files = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".yaml") }.map { out + "/" + $0 }
         #expect(files.count == 10)
@@ -21,6 +21,10 @@ import NIOCore
         #expect(status == 0, "\(output)")
         let daemonSet = try String(contentsOfFile: out + "/cache-daemonset.yaml", encoding: .utf8)
         #expect(daemonSet.contains("gpu: \"a10\"") && daemonSet.contains("kind: \"DaemonSet\""))
+        #expect(daemonSet.contains("\"--reserve-gib\"\n") && daemonSet.contains("\"8.0\""), "\(daemonSet)")
+        // A reserve beyond the capacity is refused.
+        let refused = try HydraProcess.run(["k8s", "manifests", "--out", out + "/refused", "--cache-capacity-gib", "4", "--cache-reserve-gib", "8"])
+        #expect(refused.status != 0 && refused.stderr.contains("reserve"), "\(refused.stderr)")
         let pod = try String(contentsOfFile: out + "/examples/worker-pod.yaml", encoding: .utf8)
         #expect(pod.contains("aliyun.com/gpu-mem: \"8\"") && pod.contains("nodeName: \"gpu-node-1\""))
         // A broken object fails the same check (the check can fail).

@@ -19,6 +19,8 @@ public struct KubernetesManifests: Sendable {
     public var gpuAmount = "1"
     public var storeSize = "100Gi"
     public var cacheCapacityGiB = 64.0
+    /// Shared memory each node cache keeps faulted in ahead of fetches (`--reserve-gib`; 0: none).
+    public var cacheReserveGiB = 0.0
     /// Host folder of the node cache's socket on every GPU node.
     public var socketDirectory = "/run/hydraserve"
     public var servePort = 8000
@@ -34,6 +36,9 @@ public struct KubernetesManifests: Sendable {
         guard !labelKey.isEmpty, nodeLabel.contains("=") else { throw ControlError(status: 400, "--node-label must be KEY=VALUE") }
         guard !namespace.isEmpty, !image.isEmpty, !gpuResource.isEmpty, cacheCapacityGiB > 0 else {
             throw ControlError(status: 400, "namespace, image and GPU resource must be given; cache capacity must be positive")
+        }
+        guard cacheReserveGiB >= 0 && cacheReserveGiB <= cacheCapacityGiB else {
+            throw ControlError(status: 400, "the cache reserve must be 0…the cache capacity (\(cacheCapacityGiB) GiB)")
         }
     }
 
@@ -162,7 +167,8 @@ public struct KubernetesManifests: Sendable {
         let nodeName: JSONValue = .object(["name": .string("NODE_NAME"),
                                            "valueFrom": .object(["fieldRef": .object(["fieldPath": .string("spec.nodeName")])])])
         let cache = container("cache", ["cache", "serve", "--node", "$(NODE_NAME)", "--socket", socketDirectory + "/cache.sock",
-                                        "--capacity-gib", String(cacheCapacityGiB), "--remote", storeURL],
+                                        "--capacity-gib", String(cacheCapacityGiB), "--remote", storeURL]
+                                        + (cacheReserveGiB > 0 ? ["--reserve-gib", String(cacheReserveGiB)] : []),
                               port: 0, mounts: [.object(["name": .string("cache-socket"), "mountPath": .string(socketDirectory)])], env: [nodeName])
         return object("apps/v1", "DaemonSet", namespace: namespace, name: "hydra-cache", labels: labels, spec: .object([
             "selector": .object(["matchLabels": .object(labels.mapValues(JSONValue.string))]),
