@@ -38,7 +38,8 @@ public final class NodeCache: @unchecked Sendable {
         public var reserveBytes = 0
         /// The reserve's largest piece (the converter's default chunk size); the other classes
         /// halve it three times (SharedMemoryReserve).
-        public var reservePieceBytes = 32 << 20
+        public var reservePieceBytes = Configuration.defaultReservePieceBytes
+        public static let defaultReservePieceBytes = 32 << 20
 
         public init(node: String, capacityBytes: Int, remotes: [String]) {
             self.node = node

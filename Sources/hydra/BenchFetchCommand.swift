@@ -207,13 +207,12 @@ extension BenchFetchCommand {
 
         // A reserve as large as the store's chunks in their piece classes (the cache splits it
         // between the classes as the store's manifests do), plus a largest piece for each class.
-        let classes = SharedMemoryReserve(largestPieceBytes: NodeCache.Configuration(node: "", capacityBytes: 0, remotes: [""]).reservePieceBytes,
-                                          targetBytes: 0)
-        var reserveBytes = classes.largestPieceBytes * classes.classes.count
+        let sizing = SharedMemoryReserve(largestPieceBytes: NodeCache.Configuration.defaultReservePieceBytes, targetBytes: 0)
+        var reserveBytes = sizing.largestPieceBytes * sizing.classes.count
         for (_, name) in models {
             let chunks = try StoreEntry(store: StoreDirectory(root: store), name: name).manifest.chunks
             for (_, bytes) in Dictionary(chunks.map { ($0.sha256, $0.storedBytes) }, uniquingKeysWith: { a, _ in a }) {
-                reserveBytes += classes.pieceBytes(for: bytes) ?? 0
+                reserveBytes += sizing.pieceBytes(for: bytes) ?? 0
             }
         }
         let reserveGiB = (Double(reserveBytes) / Double(1 << 30) * 100).rounded(.up) / 100
