@@ -16,6 +16,8 @@ extension NodeCache {
         var memory: SharedMemoryFile?
         /// Writable while fetching; unmapped before the memory is sealed.
         var mapping: MappedMemory?
+        /// A reserve piece's shrink to the chunk's size, under way while the chunk lands.
+        var trim: SharedMemoryReserve.Trim?
         var received = 0
         /// What the bytes must hash to, and the hash of those received so far.
         let expected: ExpectedDigest

@@ -53,6 +53,7 @@ extension NodeCache {
         if entry.memory == nil, let piece = reserve?.take(count: chunk.storedBytes) {
             entry.memory = piece.memory
             entry.mapping = piece.mapping
+            entry.trim = piece.trim
             condition.withLock { counters.chunksFromReserve += 1 }
         }
         if entry.memory == nil {
@@ -128,9 +129,11 @@ extension NodeCache {
         // is dropped after publishing (unmapping 32 MiB of pages takes ~2 ms): by the reserve
         // thread once fetches are done, or here.
         do {
+            try entry.trim?.wait()
+            entry.trim = nil
             try entry.memory!.sealReadOnly()
         } catch {
-            condition.withLock { failLocked(entry, "cannot seal chunk \(chunk.sha256): \(error)") }
+            condition.withLock { failLocked(entry, "cannot shrink or seal chunk \(chunk.sha256)'s memory: \(error)") }
             return
         }
         let mapping = entry.mapping

@@ -40,9 +40,16 @@ public final class SharedMemoryFile: @unchecked Sendable {
 
     /// Shrinks the file to `count` bytes, giving the pages past it back (before it is shared).
     public func shrink(to count: Int) throws {
-        precondition(count <= self.count, "shrink(to:) only shrinks")
-        guard ftruncate(fd, off_t(count)) == 0 else { throw SystemError("ftruncate(\(count))", errno: errno) }
+        try releasePages(beyond: count)
         self.count = count
+    }
+
+    /// Truncates the file to `count` bytes but leaves `count` as it was, so that another thread
+    /// can give the pages back while this one's owner writes below `count` through a mapping;
+    /// `shrink(to:)` afterwards only updates `count` (truncating to the size the file has is free).
+    public func releasePages(beyond count: Int) throws {
+        precondition(count <= self.count, "the file only shrinks")
+        guard ftruncate(fd, off_t(count)) == 0 else { throw SystemError("ftruncate(\(count))", errno: errno) }
     }
 
     /// From now on nobody can write it (no `write`, no writable mapping, no `mprotect` to

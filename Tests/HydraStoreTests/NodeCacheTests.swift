@@ -68,7 +68,7 @@ import HydraSystem
 
     /// Pieces follow demand: filled all of the largest class before anything is known, a reserve
     /// asked for small chunks trades big pieces for small ones.
-    @Test func theReserveMixFollowsDemand() {
+    @Test func theReserveMixFollowsDemand() throws {
         let reserve = SharedMemoryReserve(largestPieceBytes: 64 << 10, targetBytes: 512 << 10)
         while reserve.addPiece(limit: 1 << 30) {}
         #expect(reserve.readyBytes == 512 << 10)
@@ -80,7 +80,15 @@ import HydraSystem
         while reserve.addPiece(limit: 1 << 30) && rounds < 1000 { rounds += 1 }
         let taken = (0..<40).compactMap { _ in reserve.take(count: 12 << 10) }
         #expect(taken.count >= 20, "\(taken.count) small pieces after rebalancing")
-        #expect(taken.allSatisfy { $0.memory.count == 12 << 10 })
+        // Each taken piece shrinks to its chunk on the trimming thread while bytes land below.
+        for piece in taken {
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: piece.mapping.mutableBytes[..<(12 << 10)])
+            chunk.initializeMemory(as: UInt8.self, repeating: 7)
+            try piece.trim?.wait()
+            var info = stat()
+            #expect(fstat(piece.memory.fd, &info) == 0 && info.st_size == 12 << 10 && piece.memory.count == 12 << 10)
+            #expect(chunk.allSatisfy { $0 == 7 })
+        }
     }
 
     /// What a worker receives cannot be written, resized or mapped writable, by it or anyone.
