@@ -5,8 +5,8 @@ extension Kernels {
     /// sum of value rows, 64 columns at a time held in eight registers across all rows (enough
     /// independent accumulators to hide the fused multiply-add latency).
     @inline(__always)
-    static func weightedSum(_ weights: UnsafePointer<Float>, _ count: Int, rows base: UnsafePointer<Float>,
-                            at offsets: UnsafePointer<Int>, width: Int, scale: Float, into out: UnsafeMutablePointer<Float>) {
+    static func weightedSum<Element: StoredFloat>(_ weights: UnsafePointer<Float>, _ count: Int, rows base: UnsafePointer<Element>,
+                                                  at offsets: UnsafePointer<Int>, width: Int, scale: Float, into out: UnsafeMutablePointer<Float>) {
         let rawOut = UnsafeMutableRawPointer(out)
         let s = SIMD8<Float>(repeating: scale)
         var d = 0
@@ -14,15 +14,15 @@ extension Kernels {
             var a = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
             for j in 0..<count {
                 let p = SIMD8<Float>(repeating: weights[j])
-                let row = UnsafeRawPointer(base + offsets[j] + d)
-                a.0.addProduct(p, row.loadUnaligned(as: SIMD8<Float>.self))
-                a.1.addProduct(p, row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
-                a.2.addProduct(p, row.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
-                a.3.addProduct(p, row.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
-                a.4.addProduct(p, row.loadUnaligned(fromByteOffset: 128, as: SIMD8<Float>.self))
-                a.5.addProduct(p, row.loadUnaligned(fromByteOffset: 160, as: SIMD8<Float>.self))
-                a.6.addProduct(p, row.loadUnaligned(fromByteOffset: 192, as: SIMD8<Float>.self))
-                a.7.addProduct(p, row.loadUnaligned(fromByteOffset: 224, as: SIMD8<Float>.self))
+                let row = base + offsets[j] + d
+                a.0.addProduct(p, Element.widen8(row))
+                a.1.addProduct(p, Element.widen8(row + 8))
+                a.2.addProduct(p, Element.widen8(row + 16))
+                a.3.addProduct(p, Element.widen8(row + 24))
+                a.4.addProduct(p, Element.widen8(row + 32))
+                a.5.addProduct(p, Element.widen8(row + 40))
+                a.6.addProduct(p, Element.widen8(row + 48))
+                a.7.addProduct(p, Element.widen8(row + 56))
             }
             let o = rawOut + d * 4
             o.storeBytes(of: a.0 * s, as: SIMD8<Float>.self)
@@ -38,14 +38,14 @@ extension Kernels {
         while d + 8 <= width {
             var a = SIMD8<Float>()
             for j in 0..<count {
-                a.addProduct(SIMD8(repeating: weights[j]), UnsafeRawPointer(base + offsets[j] + d).loadUnaligned(as: SIMD8<Float>.self))
+                a.addProduct(SIMD8(repeating: weights[j]), Element.widen8(base + offsets[j] + d))
             }
             rawOut.storeBytes(of: a * s, toByteOffset: d * 4, as: SIMD8<Float>.self)
             d += 8
         }
         while d < width {
             var a: Float = 0
-            for j in 0..<count { a += weights[j] * base[offsets[j] + d] }
+            for j in 0..<count { a += weights[j] * base[offsets[j] + d].widened }
             out[d] = a * scale
             d += 1
         }
@@ -61,10 +61,21 @@ extension Kernels {
     /// (split-K attention), so that every compute thread has work.
     static func attention(queries q: Matrix, batch: Batch, cache: KVCache, layer: Int,
                           heads: Int, kvHeads: Int, headDim: Int, scale: Float) -> Matrix {
+        switch cache.dtype {
+        case .f32: attention(queries: q, batch: batch, cache: cache, layer: layer, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                             scale: scale, stored: Float.self)
+        case .f16: attention(queries: q, batch: batch, cache: cache, layer: layer, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                             scale: scale, stored: Float16.self)
+        }
+    }
+
+    private static func attention<Element: StoredFloat>(queries q: Matrix, batch: Batch, cache: KVCache, layer: Int, heads: Int, kvHeads: Int,
+                                                        headDim: Int, scale: Float, stored: Element.Type) -> Matrix {
         precondition(cache.heads == kvHeads && cache.headWidth == headDim, "the cache is laid out for other heads")
         var out = Matrix(zeros: q.rows, heads * headDim)
         let group = heads / kvHeads
-        let keys = cache.keyBase(layer), values = cache.valueBase(layer)
+        let keys = cache.keyBytes(layer).assumingMemoryBound(to: Element.self)
+        let values = cache.valueBytes(layer).assumingMemoryBound(to: Element.self)
         // Where each position of each sequence sits in the cache, worked out once per call.
         let offsets = batch.sequences.map { sequence in
             (0..<(sequence.startPosition + sequence.tokenCount)).map { cache.slot(sequence.blockTable, $0) }

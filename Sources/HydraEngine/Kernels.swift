@@ -2,25 +2,27 @@ import Foundation
 
 /// CPU kernels over f32 activations and f32/f16/bf16 weights.
 public enum Kernels {
-    /// Dot product of two f32 vectors: four SIMD8 accumulators, fused multiply-adds.
+    /// Dot product of an f32 vector with f32 (or f16, widened in registers) elements: four SIMD8
+    /// accumulators, fused multiply-adds.
     @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
+    static func dot<Element: StoredFloat>(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Element>, _ count: Int) -> Float {
         var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
         var i = 0
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        let ra = UnsafeRawPointer(a)
+        let rb = { (index: Int) in Element.widen8(UnsafeRawPointer(b + index)) }
         while i + 32 <= count {
-            s0.addProduct(ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
-            s1.addProduct(ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self))
-            s2.addProduct(ra.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self))
-            s3.addProduct(ra.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self))
+            s0.addProduct(ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), rb(i))
+            s1.addProduct(ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self), rb(i + 8))
+            s2.addProduct(ra.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self), rb(i + 16))
+            s3.addProduct(ra.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self), rb(i + 24))
             i += 32
         }
         while i + 8 <= count {
-            s0.addProduct(ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+            s0.addProduct(ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), rb(i))
             i += 8
         }
         var sum = ((s0 + s1) + (s2 + s3)).sum()
-        while i < count { sum += a[i] * b[i]; i += 1 }
+        while i < count { sum += a[i] * b[i].widened; i += 1 }
         return sum
     }
 
@@ -133,4 +135,23 @@ public enum Kernels {
         }
         return Matrix(rows: ids.count, columns: c, values: out)
     }
+}
+
+/// Elements the kernels read as f32, eight at a time (f32 itself; f16 KV caches).
+protocol StoredFloat {
+    static func widen8(_ pointer: UnsafeRawPointer) -> SIMD8<Float>
+    var widened: Float { get }
+}
+
+extension Float: StoredFloat {
+    @inline(__always)
+    static func widen8(_ pointer: UnsafeRawPointer) -> SIMD8<Float> { pointer.loadUnaligned(as: SIMD8<Float>.self) }
+    var widened: Float { self }
+}
+
+extension Float16: StoredFloat {
+    /// One `vcvtph2ps` on x86 with F16C (the engine's haswell target has it).
+    @inline(__always)
+    static func widen8(_ pointer: UnsafeRawPointer) -> SIMD8<Float> { SIMD8<Float>(pointer.loadUnaligned(as: SIMD8<Float16>.self)) }
+    var widened: Float { Float(self) }
 }

@@ -13,24 +13,26 @@ public final class StageRunner: @unchecked Sendable {
     /// (possibly huge) max_position_embeddings.
     public static let defaultKVCacheBytes = 256 << 20
 
-    /// Builds the stage and loads its weights from a local store entry.
+    /// Builds the stage and loads its weights from a local store entry. `kvDType` f16 halves the
+    /// cache's bytes per token (so `kvCacheBytes` holds twice the tokens) at f16's precision.
     public convenience init(entry: StoreEntry, stage: Int = 0, of pp: Int = 1, device: any Device = CPUDevice(),
-                            kvCacheBytes: Int = StageRunner.defaultKVCacheBytes, blockSize: Int = 16) throws {
+                            kvCacheBytes: Int = StageRunner.defaultKVCacheBytes, blockSize: Int = 16, kvDType: KVDType = .f32) throws {
         let plan = try entry.stage(stage, of: pp)
         let weights = StageWeights(manifest: entry.manifest, stage: plan, device: device)
         try weights.load(from: entry)
         let config = try ModelConfig(entry.manifest.config, name: entry.manifest.name)
-        let blocks = Self.blockCount(config: config, layers: plan.endLayer - plan.firstLayer, kvCacheBytes: kvCacheBytes, blockSize: blockSize)
-        try self.init(manifest: entry.manifest, weights: weights, kvBlockCount: blocks, blockSize: blockSize)
+        let blocks = Self.blockCount(config: config, layers: plan.endLayer - plan.firstLayer, kvCacheBytes: kvCacheBytes, blockSize: blockSize,
+                                     kvDType: kvDType)
+        try self.init(manifest: entry.manifest, weights: weights, kvBlockCount: blocks, blockSize: blockSize, kvDType: kvDType)
     }
 
     /// Builds the stage over weights that are already loaded (or streamed in by the caller).
     /// Every stage of a pipeline gets the same `kvBlockCount`: block ids are shared.
-    public convenience init(manifest: Manifest, weights: StageWeights, kvBlockCount: Int, blockSize: Int = 16) throws {
+    public convenience init(manifest: Manifest, weights: StageWeights, kvBlockCount: Int, blockSize: Int = 16, kvDType: KVDType = .f32) throws {
         precondition(kvBlockCount > 0 && blockSize > 0)
         let config = try ModelConfig(manifest.config, name: manifest.name)
         let cache = KVCache(device: weights.device, layerCount: weights.stage.endLayer - weights.stage.firstLayer, width: config.kvWidth, heads: config.kvHeadCount,
-                            blockSize: blockSize, blockCount: kvBlockCount)
+                            blockSize: blockSize, blockCount: kvBlockCount, dtype: kvDType)
         try self.init(manifest: manifest, weights: weights, cache: cache)
     }
 
@@ -46,8 +48,8 @@ public final class StageRunner: @unchecked Sendable {
     }
 
     /// KV blocks of `blockSize` tokens that `kvCacheBytes` holds for `layers` layers.
-    public static func blockCount(config: ModelConfig, layers: Int, kvCacheBytes: Int, blockSize: Int = 16) -> Int {
-        let bytesPerBlock = 2 * max(1, layers) * blockSize * config.kvWidth * MemoryLayout<Float>.size
+    public static func blockCount(config: ModelConfig, layers: Int, kvCacheBytes: Int, blockSize: Int = 16, kvDType: KVDType = .f32) -> Int {
+        let bytesPerBlock = 2 * max(1, layers) * blockSize * config.kvWidth * kvDType.byteCount
         return max(1, kvCacheBytes / bytesPerBlock)
     }
 

@@ -47,7 +47,7 @@ public enum Consolidation {
         let old = pipeline.runner.cache
         let config = pipeline.runner.config
         let cache = KVCache(device: pipeline.runner.weights.device, layerCount: config.layerCount, width: old.width, heads: old.heads,
-                            blockSize: old.blockSize, blockCount: old.blockCount, sharing: old.blocks)
+                            blockSize: old.blockSize, blockCount: old.blockCount, dtype: old.dtype, sharing: old.blocks)
         let first = pipeline.runner.stage.firstLayer
         for layer in 0..<old.layerCount { cache.copyLayer(layer, from: old, to: first + layer) }
         let live = engine.liveSequences

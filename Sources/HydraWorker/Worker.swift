@@ -160,7 +160,7 @@ public final class Worker: @unchecked Sendable {
                 let old = runner.cache
                 let config = runner.config
                 let cache = KVCache(device: runner.weights.device, layerCount: config.layerCount, width: old.width, heads: old.heads,
-                                    blockSize: old.blockSize, blockCount: old.blockCount)
+                                    blockSize: old.blockSize, blockCount: old.blockCount, dtype: old.dtype)
                 let whole = try StageRunner(manifest: manifest, weights: runner.weights, cache: cache)
                 let engineService = EngineService(engine: try Engine(runner: whole), logger: logger)
                 service.value = engineService

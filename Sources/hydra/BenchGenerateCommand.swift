@@ -9,7 +9,8 @@ struct BenchGenerateCommand: ChildMeasuredBenchmark {
         abstract: "Prefill and decode speed and peak memory of the engine, next to llama.cpp on the same model.",
         discussion: """
         SmolLM2-135M: a 128-token prompt, then 128 greedy tokens, for batch 1 and 8. Our engine runs \
-        the bf16 store entry; llama.cpp (llama-cpp-python 0.3.36, tools/bench/setup-llama-cpp) runs the \
+        the bf16 store entry, with its default f32 KV cache and with an f16 one (`--kv-dtype f16`, \
+        the precision llama.cpp keeps its cache in); llama.cpp (llama-cpp-python 0.3.36, tools/bench/setup-llama-cpp) runs the \
         Q4_1 GGUF as shipped and an F16 GGUF of the same weights. Every contender runs in its own \
         process, alternating run by run; medians over --runs. Prints a table and writes JSON.
         """
@@ -24,6 +25,7 @@ struct BenchGenerateCommand: ChildMeasuredBenchmark {
     @Option(help: "(internal) measure the engine once on STORE/NAME and print JSON.") var measureEntry: String?
     @Option(help: "(internal) batch size for --measure-entry.") var batch: Int = 1
     @Option(name: .customLong("prompt-ids"), help: "(internal) prompt ids for --measure-entry.") var promptIDs: String?
+    @Option(name: .customLong("kv-dtype"), help: "(internal) KV cache dtype for --measure-entry.") var kvDType: KVDType = .f32
 
     static let promptTokens = 128
     static var newTokens: Int { Int(ProcessInfo.processInfo.environment["HYDRA_BENCH_NEW_TOKENS"] ?? "") ?? 128 }
@@ -32,7 +34,7 @@ struct BenchGenerateCommand: ChildMeasuredBenchmark {
     func measureOnce(_ location: String) throws {
         let entry = try openMeasuredEntry(location)
         let ids = promptIDs!.split(separator: ",").map { Int($0)! }
-        let runner = try StageRunner(entry: entry)
+        let runner = try StageRunner(entry: entry, kvDType: kvDType)
         let engine = try Engine(runner: runner)
         for _ in 0..<batch { try engine.add(Engine.Request(prompt: ids, maxTokens: Self.newTokens)) }
         var started = DispatchTime.now()
@@ -82,9 +84,11 @@ struct BenchGenerateCommand: ChildMeasuredBenchmark {
         let idList = ids.map(String.init).joined(separator: ",")
 
         var contenders: [(name: String, batch: Int, argv: [String])] = []
-        for b in [1, 8] {
-            contenders.append(("hydra (bf16)", b, [ChildProcess.selfPath, "bench", "generate", "--measure-entry", store + ":smollm2",
-                                                    "--batch", String(b), "--prompt-ids", idList]))
+        for (label, kv) in [("hydra (bf16)", KVDType.f32), ("hydra (bf16, f16 KV)", .f16)] {
+            for b in [1, 8] {
+                contenders.append((label, b, [ChildProcess.selfPath, "bench", "generate", "--measure-entry", store + ":smollm2",
+                                              "--batch", String(b), "--prompt-ids", idList, "--kv-dtype", kv.rawValue]))
+            }
         }
         let python = llamaPython ?? (SmolLM2.cacheDirectory + "/llama-venv/bin/python3")
         let script = benchScript("llama_cpp_generate.py")

@@ -23,6 +23,8 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .customLong("ignore-eos"), help: "Do not stop at the end-of-sequence token.") var ignoreEOS = false
     @Option(name: .customLong("logits-out"), help: "Write the prompt's last-position logits and the generated ids as JSON.")
     var logitsOut: String?
+    @Option(name: .customLong("kv-dtype"), help: "KV cache elements: f32 (exact) or f16 (half the memory per token, as llama.cpp keeps its cache).")
+    var kvDType: KVDType = .f32
 
     func validate() throws {
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
@@ -33,7 +35,7 @@ struct GenerateCommand: ParsableCommand {
             let started = Date()
             let entry = try StoreEntry(store: StoreDirectory(root: store), name: name)
             let tokenizer = try LoadedTokenizer.load(entry)
-            let runner = try StageRunner(entry: entry)
+            let runner = try StageRunner(entry: entry, kvDType: kvDType)
             let engine = try Engine(runner: runner)
             let loaded = Date()
 
@@ -71,3 +73,5 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 }
+
+extension KVDType: ExpressibleByArgument {}

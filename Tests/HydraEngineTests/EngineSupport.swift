@@ -24,6 +24,9 @@ struct GoldenPrompt {
     let lastLogits: [Float]
     let argmax: [Int]
     let greedy: [Int]
+    /// Top-1 over top-2 logit, per prompt position and per greedy step.
+    let argmaxMargins: [Float]
+    let greedyMargins: [Float]
     /// len7 only: embedding output then the residual stream after each layer, [T][C] each.
     let hiddenStates: [[[Float]]]?
 }
@@ -40,7 +43,7 @@ func loadGolden(_ path: String) throws -> [String: GoldenPrompt] {
         }
         return GoldenPrompt(inputIDs: (p["input_ids"] as! [NSNumber]).map(\.intValue), lastLogits: floats(p["last_logits"]),
                             argmax: (p["argmax"] as! [NSNumber]).map(\.intValue), greedy: (p["greedy_new_tokens"] as! [NSNumber]).map(\.intValue),
-                            hiddenStates: states)
+                            argmaxMargins: floats(p["top2_margin"]), greedyMargins: floats(p["greedy_step_top2_margin"]), hiddenStates: states)
     }
 }
 

@@ -74,14 +74,17 @@ import HydraFormat
     }
 
     /// One decode row over a long context (split into parts and merged), a batch of decodes, and
-    /// a prefill of many rows, with grouped-query heads and a head size that is not a multiple of 64.
-    @Test(arguments: [(heads: 9, kvHeads: 3, headDim: 64), (heads: 4, kvHeads: 1, headDim: 40), (heads: 2, kvHeads: 2, headDim: 130)])
-    func attentionMatchesTheDefinition(heads: Int, kvHeads: Int, headDim: Int) {
+    /// a prefill of many rows, with grouped-query heads and a head size that is not a multiple of 64;
+    /// from an f32 cache and from an f16 one (against the definition over the f16-rounded K and V).
+    @Test(arguments: [(heads: 9, kvHeads: 3, headDim: 64), (heads: 4, kvHeads: 1, headDim: 40), (heads: 2, kvHeads: 2, headDim: 130)],
+          KVDType.allCases)
+    func attentionMatchesTheDefinition(shape: (heads: Int, kvHeads: Int, headDim: Int), dtype: KVDType) {
+        let (heads, kvHeads, headDim) = shape
         var numbers = Numbers(state: UInt64(heads * 1000 + headDim))
         let width = kvHeads * headDim, blockSize = 16
         let cases: [[(cached: Int, new: Int)]] = [[(300, 1)], [(5, 1), (70, 1), (129, 1)], [(0, 40), (20, 9)]]
         for shape in cases {
-            let cache = KVCache(device: CPUDevice(), layerCount: 1, width: width, heads: kvHeads, blockSize: blockSize, blockCount: 32)
+            let cache = KVCache(device: CPUDevice(), layerCount: 1, width: width, heads: kvHeads, blockSize: blockSize, blockCount: 32, dtype: dtype)
             var sequences: [Batch.Sequence] = []
             var keys: [[[Float]]] = [], values: [[[Float]]] = []
             var row = 0
@@ -109,11 +112,31 @@ import HydraFormat
             let scale = 1 / Float(headDim).squareRoot()
             let out = Kernels.attention(queries: q, batch: batch, cache: cache, layer: 0, heads: heads, kvHeads: kvHeads,
                                         headDim: headDim, scale: scale)
-            let expected = Self.reference(q: q, batch: batch, keys: keys, values: values, heads: heads, kvHeads: kvHeads,
+            let stored = { (rows: [[[Float]]]) in dtype == .f16 ? rows.map { $0.map { $0.map { Float(Float16($0)) } } } : rows }
+            let expected = Self.reference(q: q, batch: batch, keys: stored(keys), values: stored(values), heads: heads, kvHeads: kvHeads,
                                           headDim: headDim, scale: scale)
             let error = zip(out.values, expected).map { abs(Double($0) - $1) }.max()!
             #expect(error < 2e-6, "shape \(shape): largest error \(error)")
         }
+    }
+
+    /// An f16 cache holds half the bytes and exchanges blocks with an f32 one in f32 (what
+    /// migration and consolidation send): its values come back rounded to f16, no further.
+    @Test func f16CachesExchangeBlocksWithF32Caches() {
+        var numbers = Numbers(state: 7)
+        let make = { (dtype: KVDType) in KVCache(device: CPUDevice(), layerCount: 2, width: 24, heads: 2, blockSize: 4, blockCount: 8, dtype: dtype) }
+        let exact = make(.f32), half = make(.f16)
+        #expect(half.byteCount * 2 == exact.byteCount)
+        let blocks = [5, 2, 7]
+        let data = numbers.array(2 * blocks.count * exact.floatsPerBlock).map { $0 * 300 }
+        exact.writeBlocks(layer: 1, blocks: blocks, data[...])
+        #expect(exact.readBlocks(layer: 1, blocks: blocks) == data)
+        half.writeBlocks(layer: 1, blocks: blocks, exact.readBlocks(layer: 1, blocks: blocks)[...])
+        let rounded = data.map { Float(Float16($0)) }
+        #expect(half.readBlocks(layer: 1, blocks: blocks) == rounded)
+        #expect(zip(rounded, data).allSatisfy { abs($0 - $1) <= abs($1) / 1024 })
+        exact.writeBlocks(layer: 0, blocks: blocks, half.readBlocks(layer: 1, blocks: blocks)[...])
+        #expect(exact.readBlocks(layer: 0, blocks: blocks) == rounded)
     }
 
     /// q, k and v (or gate and up) in one pass give what three separate projections give, for

@@ -64,11 +64,13 @@ enum SmolLM2 {
 
 @Suite(.enabled(if: SmolLM2.available || SmolLM2.required, "run tools/fetch-smollm2 first"))
 struct SmolLM2EngineTests {
-    @Test(arguments: [("golden.gguf-f32.json", DTypePolicy.keep), ("golden.json", DTypePolicy.bf16)])
-    func logitsAndGreedyTextMatchGolden(goldenFile: String, dtype: DTypePolicy) throws {
+    /// The bf16 entry with an f16 KV cache too (`--kv-dtype f16`): the same greedy text, logits
+    /// within 2e-2 (measured 8.8e-3 from f16 rounding of every cached K and V, against 5e-3 for f32).
+    @Test(arguments: [("golden.gguf-f32.json", DTypePolicy.keep, KVDType.f32), ("golden.json", .bf16, .f32), ("golden.json", .bf16, .f16)])
+    func logitsAndGreedyTextMatchGolden(goldenFile: String, dtype: DTypePolicy, kvDType: KVDType) throws {
         try #require(SmolLM2.available, "SmolLM2 GGUF missing at \(SmolLM2.gguf): run tools/fetch-smollm2")
         let model = try ConvertedModel(source: SmolLM2.gguf, name: "smollm2", dtype: dtype)
-        let runner = try StageRunner(entry: model.entry, kvCacheBytes: 64 << 20)
+        let runner = try StageRunner(entry: model.entry, kvCacheBytes: 64 << 20, kvDType: kvDType)
         let engine = try Engine(runner: runner)
         let tokenizer = try SmolLM2.tokenizer()
         let prompts = try SmolLM2.golden(goldenFile)["prompts"] as! [String: [String: Any]]
@@ -80,8 +82,9 @@ struct SmolLM2EngineTests {
             while engine.hasWork { _ = try engine.step() }
             let result = try #require(engine.result(id))
             let golden = (prompt["last_logits"] as! [NSNumber]).map(\.floatValue)
-            #expect(maxAbsDifference(try #require(result.promptLogits), golden) <= 5e-3, "\(goldenFile) \(name)")
-            #expect(result.tokens == expected, "\(goldenFile) \(name)")
+            let difference = maxAbsDifference(try #require(result.promptLogits), golden)
+            #expect(difference <= (kvDType == .f16 ? 2e-2 : 5e-3), "\(goldenFile) \(kvDType) KV \(name): \(difference)")
+            #expect(result.tokens == expected, "\(goldenFile) \(kvDType) KV \(name)")
             if name == "france" { #expect(tokenizer.decode(result.tokens) == " Paris.\n\nThe answer is: 201") }
         }
     }
