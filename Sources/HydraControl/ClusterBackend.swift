@@ -1,3 +1,4 @@
+import HydraEngine
 import HydraWorker
 
 /// Where instances run (DESIGN.md §6): the controller plans, a backend starts and stops the
@@ -8,7 +9,7 @@ public protocol ClusterBackend: Sendable {
     var nodes: [ColdStartPlanner.Node] { get }
     /// Starts the `plan.pp` stage workers of store entry `entry`, stage k on `plan.nodes[k]`;
     /// returns at once (the workers cold-start in the background).
-    func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int) throws -> BackendInstance
+    func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int, kvDType: KVDType) throws -> BackendInstance
     /// Whether the instance's workers still run (after consolidation: stage 0's).
     func isAlive(_ instance: BackendInstance, consolidated: Bool) -> Bool
     func stop(_ instance: BackendInstance)

@@ -320,7 +320,7 @@ public actor Controller {
             return apply(scaler.lost(instance: id, now: now, backOff: true))
         }
         do {
-            let started = try backend.start(entry: model.entryName, plan: plan, kvCacheMiB: model.settings.kvCacheMiB)
+            let started = try backend.start(entry: model.entryName, plan: plan, kvCacheMiB: model.settings.kvCacheMiB, kvDType: model.settings.kvDType)
             instances[id] = InstanceRecord(function: function, model: model, plan: plan, backend: started, startedSeconds: now, queueSeconds: queueSeconds)
             logEvent(id, instances[id]!, .started)
             metrics.increment("hydra_cold_starts_total", ["model": function, "pp": String(plan.pp)])

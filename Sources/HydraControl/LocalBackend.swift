@@ -1,4 +1,5 @@
 import Foundation
+import HydraEngine
 import HydraStore
 import HydraSystem
 import HydraWorker
@@ -19,7 +20,7 @@ public final class LocalBackend: ClusterBackend, @unchecked Sendable {
         nodes = (0..<cluster.configuration.nodes).map { ColdStartPlanner.Node(name: "node\($0)", nicBytesPerSecond: nic, freeMemoryBytes: nodeMemoryBytes) }
     }
 
-    public func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int) throws -> BackendInstance {
+    public func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int, kvDType: KVDType) throws -> BackendInstance {
         let placement = try plan.nodes.map { name -> Int in
             guard let index = nodes.firstIndex(where: { $0.name == name }) else { throw ControlError(status: 500, "no node named \(name)") }
             return index
@@ -29,7 +30,7 @@ public final class LocalBackend: ClusterBackend, @unchecked Sendable {
         for (stage, node) in placement.enumerated() {
             _ = try? NodeCacheClient.prefetch(socketPath: cluster.cacheSocket(node), order: CacheOrder(model: entry, stage: stage, pp: plan.pp))
         }
-        let pipeline = try cluster.launch(model: entry, pp: plan.pp, nodes: placement, kvCacheMiB: kvCacheMiB,
+        let pipeline = try cluster.launch(model: entry, pp: plan.pp, nodes: placement, kvCacheMiB: kvCacheMiB, kvDType: kvDType,
                                           fullMemory: plan.stage0FullMemory ? [0] : [], extraArguments: fetchFirst ? ["--fetch-first"] : [])
         return BackendInstance(pipeline: pipeline)
     }

@@ -21,12 +21,15 @@ public struct ServedModel: Sendable {
         public var replicas = 1
         /// KV cache of each worker, MiB.
         public var kvCacheMiB = 256
+        /// The KV cache's elements: f32 (exact) or f16 (twice the tokens in the same MiB).
+        public var kvDType = KVDType.f32
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
             case ttftSLOSeconds = "ttft_slo_seconds", keepAliveSeconds = "keep_alive_seconds", maxPP = "max_pp",
-                 maxConcurrency = "max_concurrency", maxInstances = "max_instances", replicas, kvCacheMiB = "kv_cache_mib"
+                 maxConcurrency = "max_concurrency", maxInstances = "max_instances", replicas, kvCacheMiB = "kv_cache_mib",
+                 kvDType = "kv_dtype"
         }
 
         public init(from decoder: Decoder) throws {
@@ -39,6 +42,12 @@ public struct ServedModel: Sendable {
             maxInstances = try container.decodeIfPresent(Int.self, forKey: .maxInstances) ?? defaults.maxInstances
             replicas = try container.decodeIfPresent(Int.self, forKey: .replicas) ?? defaults.replicas
             kvCacheMiB = try container.decodeIfPresent(Int.self, forKey: .kvCacheMiB) ?? defaults.kvCacheMiB
+            if let name = try container.decodeIfPresent(String.self, forKey: .kvDType) {
+                guard let dtype = KVDType(rawValue: name) else {
+                    throw ControlError(status: 400, "kv_dtype '\(name)' is not one of \(KVDType.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                kvDType = dtype
+            }
         }
 
         public func validate(_ model: String) throws {
@@ -70,7 +79,8 @@ public struct ServedModel: Sendable {
         let config = try ModelConfig(entry.manifest.config, name: entryName)
         // Every stage sizes its KV blocks for the whole model (so it can consolidate): the same capacity.
         let blockSize = 16
-        let blocks = StageRunner.blockCount(config: config, layers: config.layerCount, kvCacheBytes: settings.kvCacheMiB << 20, blockSize: blockSize)
+        let blocks = StageRunner.blockCount(config: config, layers: config.layerCount, kvCacheBytes: settings.kvCacheMiB << 20, blockSize: blockSize,
+                                              kvDType: settings.kvDType)
         contextLength = min(config.maxPositions, blocks * blockSize)
         var stageBytes: [Int: [Int]] = [:]
         var stageChunks: [Int: [[String]]] = [:]

@@ -142,7 +142,7 @@ public final class KVCache: @unchecked Sendable {
 }
 
 /// How a KV cache stores its elements.
-public enum KVDType: String, Sendable, CaseIterable {
+public enum KVDType: String, Sendable, CaseIterable, Codable {
     /// Exact: what the attention computes in.
     case f32
     /// Half the bytes (and twice the tokens in the same memory), rounded to 11 significant bits.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import HydraEngine
 import HydraFormat
 import HydraStore
 import HydraSystem
@@ -107,7 +108,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// `microBatches` defaults to 1: these emulated nodes share one machine's cores and memory
     /// bus, where overlapping micro-batches measured slower (see docs/benchmarks.md); pass pp to
     /// overlap them as on separate machines.
-    public func launch(model: String, pp: Int, nodes: [Int]? = nil, kvCacheMiB: Int = 256, fullMemory: Set<Int> = [],
+    public func launch(model: String, pp: Int, nodes: [Int]? = nil, kvCacheMiB: Int = 256, kvDType: KVDType = .f32, fullMemory: Set<Int> = [],
                        microBatches: Int = 1, extraArguments: [String] = []) throws -> Pipeline {
         let placement = nodes ?? (0..<pp).map { $0 % configuration.nodes }
         precondition(placement.count == pp && placement.allSatisfy { (0..<configuration.nodes).contains($0) })
@@ -118,7 +119,7 @@ public final class LocalCluster: @unchecked Sendable {
         for stage in (0..<pp).reversed() {
             var arguments = [configuration.executable, "worker", "--model", model, "--stage", String(stage), "--pp", String(pp),
                              "--cache-socket", cacheSocket(placement[stage]), "--listen", "127.0.0.1:\(httpPorts[stage])",
-                             "--kv-cache-mib", String(kvCacheMiB), "--memory", fullMemory.contains(stage) ? "full" : "stage",
+                             "--kv-cache-mib", String(kvCacheMiB), "--kv-dtype", kvDType.rawValue, "--memory", fullMemory.contains(stage) ? "full" : "stage",
                              "--micro-batches", String(microBatches)] + extraArguments
             if stage > 0 { arguments += ["--pipeline-listen", "127.0.0.1:\(pipelinePorts[stage])"] }
             if stage < pp - 1 { arguments += ["--next", "127.0.0.1:\(pipelinePorts[stage + 1])"] }

@@ -17,6 +17,7 @@ public struct StageStartup: Sendable {
     /// The whole model's KV budget: every stage derives the same block count from it, so block
     /// ids are shared along the pipeline (and survive consolidation).
     public var kvCacheBytes = StageRunner.defaultKVCacheBytes
+    public var kvDType = KVDType.f32
     public var blockSize = 16
     /// Lay the weights out for the whole model (loading only this stage), so the worker can
     /// later consolidate the pipeline into itself without moving what it holds.
@@ -106,8 +107,9 @@ public struct StageStartup: Sendable {
     func initialiseRuntime(manifest: Manifest, device: any Device, timeline: StartupTimeline) throws -> KVCache {
         let config = try ModelConfig(manifest.config, name: manifest.name)
         let plan = try manifest.stage(stage, of: pp)
-        let blocks = StageRunner.blockCount(config: config, layers: config.layerCount, kvCacheBytes: kvCacheBytes, blockSize: blockSize)
-        let cache = KVCache(device: device, layerCount: plan.endLayer - plan.firstLayer, width: config.kvWidth, heads: config.kvHeadCount, blockSize: blockSize, blockCount: blocks)
+        let blocks = StageRunner.blockCount(config: config, layers: config.layerCount, kvCacheBytes: kvCacheBytes, blockSize: blockSize, kvDType: kvDType)
+        let cache = KVCache(device: device, layerCount: plan.endLayer - plan.firstLayer, width: config.kvWidth, heads: config.kvHeadCount, blockSize: blockSize,
+                            blockCount: blocks, dtype: kvDType)
         cache.prefault()
         Parallel.warmUp()
         timeline.mark("runtime_ready")

@@ -36,6 +36,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "HOST:PORT of the next stage's --pipeline-listen (every stage but the last).") var next: String?
     @Option(name: .customLong("kv-cache-mib"), help: "KV cache of the whole model in MiB (each stage holds its layers' share).")
     var kvCacheMiB: Int = StageRunner.defaultKVCacheBytes >> 20
+    @Option(name: .customLong("kv-dtype"), help: "KV cache elements: f32 (exact) or f16 (twice the tokens in the same MiB). Every stage of a pipeline takes the same.")
+    var kvDType: KVDType = .f32
     @Option(name: .customLong("step-timeout"), help: "Seconds a step may wait for the rest of the pipeline.") var stepTimeout: Double = 60
     @Option(name: .customLong("micro-batches"), help: "Micro-batches stage 0 keeps in flight along the pipeline (default: pp).")
     var microBatches: Int?
@@ -69,6 +71,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let timeline = StartupTimeline(logger: logger)
         var startup = StageStartup(model: model, stage: stage, pp: pp, cacheSocket: cacheSocket)
         startup.kvCacheBytes = kvCacheMiB << 20
+        startup.kvDType = kvDType
         startup.memoryFull = memory == "full"
         startup.fetchFirst = fetchFirst
         var options = Worker.Options(startup: startup)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HydraControl
+import HydraEngine
 import HydraFormat
 import HydraSystem
 import Hummingbird
@@ -92,7 +93,7 @@ import NIOCore
 
             let plan = ColdStartPlanner.Plan(pp: 2, nodes: ["gpu-b", "gpu-a"], stage0FullMemory: true, predictedTTFTSeconds: 1, meetsSLO: true,
                                              fetchBytes: [1, 1], reservations: [])
-            let instance = try await offPool { try backend.start(entry: "SmolLM2-135M-Instruct", plan: plan, kvCacheMiB: 128) }
+            let instance = try await offPool { try backend.start(entry: "SmolLM2-135M-Instruct", plan: plan, kvCacheMiB: 128, kvDType: .f16) }
             #expect(instance.podNames.count == 2 && instance.endpoints[0].hasPrefix("http://10.0.0.2:"))
             let pods = fake.pods.value
             let stage0 = try #require(pods[instance.podNames[0]])
@@ -108,6 +109,8 @@ import NIOCore
             // Stage 0 holds the whole model and sends activations to stage 1 on its node's address.
             #expect(first.contains("full") && first.contains { $0.hasPrefix("10.0.0.1:") } && !first.contains("--pipeline-listen"), "\(first)")
             #expect(second.contains("--pipeline-listen") && !second.contains("--next") && second.contains("stage"), "\(second)")
+            // Every stage keeps its KV cache in the model's dtype.
+            #expect([first, second].allSatisfy { words in words.indices.contains { words[$0] == "--kv-dtype" && words[$0 + 1] == "f16" } })
             try await Task.sleep(nanoseconds: 200_000_000)
             #expect(backend.isAlive(instance, consolidated: false))
             // A stage pod that failed is noticed by the poll.

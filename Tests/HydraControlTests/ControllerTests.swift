@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import HydraEngine
 import HydraFormat
 @testable import HydraControl
 
@@ -7,7 +8,7 @@ import HydraFormat
 @Suite struct ControllerTests {
     final class FullBackend: ClusterBackend, @unchecked Sendable {
         let nodes = [ColdStartPlanner.Node(name: "n0", nicBytesPerSecond: 1e9, freeMemoryBytes: 0)]
-        func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int) throws -> BackendInstance {
+        func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int, kvDType: KVDType) throws -> BackendInstance {
             Issue.record("nothing fits: no start should reach the backend")
             throw ControlError(status: 500, "unreachable")
         }

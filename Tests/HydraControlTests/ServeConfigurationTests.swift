@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import HydraEngine
 @testable import HydraControl
 
 @Suite struct ServeConfigurationTests {
@@ -41,6 +42,15 @@ import Testing
         #expect(try load("cluster:\n  startup: fetch-then-start\n").cluster.startup == .fetchThenStart)
         #expect { try load("cluster:\n  startup: lazily\n") } throws: {
             ($0 as? ControlError)?.message.contains("startup must be overlapped or fetch-then-start, not 'lazily'") == true
+        }
+    }
+
+    @Test func aModelCanKeepItsKVCacheInF16() throws {
+        let configuration = try load("defaults:\n  kv_cache_mib: 64\nmodels:\n  a:\n    kv_dtype: f16\n  b:\n    max_pp: 1\n")
+        #expect(configuration.models["a"]?.kvDType == .f16 && configuration.models["b"]?.kvDType == .f32)
+        #expect(configuration.defaults.kvDType == .f32)
+        #expect { try load("models:\n  a:\n    kv_dtype: int4\n") } throws: {
+            "\($0)".contains("kv_dtype 'int4' is not one of f32, f16")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HydraEngine
 import HydraFormat
 import HydraSystem
 import Logging
@@ -86,7 +87,7 @@ public final class KubernetesBackend: ClusterBackend, @unchecked Sendable {
         thread.start()
     }
 
-    public func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int) throws -> BackendInstance {
+    public func start(entry: String, plan: ColdStartPlanner.Plan, kvCacheMiB: Int, kvDType: KVDType) throws -> BackendInstance {
         let instance = counter.withValue { value -> Int in value += 1; return value }
         let base = 20_000 + (instance % 10_000) * 2  // host ports: HTTP, then pipeline
         let prefix = "hydra-\(Self.dnsLabel(entry))-\(instance)"
@@ -97,7 +98,8 @@ public final class KubernetesBackend: ClusterBackend, @unchecked Sendable {
             guard let address = addresses[node] else { throw ControlError(status: 500, "node \(node) reports no InternalIP address") }
             var arguments = ["worker", "--model", entry, "--stage", String(stage), "--pp", String(plan.pp),
                              "--cache-socket", manifests.socketDirectory + "/cache.sock", "--listen", "0.0.0.0:\(base)",
-                             "--kv-cache-mib", String(kvCacheMiB), "--memory", stage == 0 && plan.stage0FullMemory ? "full" : "stage"]
+                             "--kv-cache-mib", String(kvCacheMiB), "--kv-dtype", kvDType.rawValue,
+                             "--memory", stage == 0 && plan.stage0FullMemory ? "full" : "stage"]
             if stage > 0 { arguments += ["--pipeline-listen", "0.0.0.0:\(base + 1)"] }
             if fetchFirst { arguments.append("--fetch-first") }
             if stage < plan.pp - 1, let next = addresses[plan.nodes[stage + 1]] { arguments += ["--next", "\(next):\(base + 1)"] }
