@@ -19,6 +19,9 @@ extension NodeCache {
         /// A reserve piece's shrink to the chunk's size, under way while the chunk lands.
         var trim: SharedMemoryReserve.Trim?
         var received = 0
+        /// Its GET (for the rest of the chunk) went out pipelined behind the previous chunk's on
+        /// the fetch thread's connection; the response is read when this fetch starts.
+        var requestPipelined = false
         /// What the bytes must hash to, and the hash of those received so far.
         let expected: ExpectedDigest
         var digest: IncrementalDigest

@@ -4,19 +4,28 @@ import HydraSystem
 
 extension NodeCache {
     /// One fetch thread: takes the highest-priority queued chunk (oldest first), fetches it in
-    /// range pieces, verifies and publishes it.
+    /// range pieces, verifies and publishes it. While a high-priority chunk's body arrives, the
+    /// next high-priority chunk is taken and its GET pipelined on the same connection, so the
+    /// server sends it straight after, without a round trip or this thread's sealing and
+    /// publishing in between.
     func fetchLoop(client: HTTPClient) {
-        while let entry = nextEntry() {
-            fetch(entry, client: client)
+        var ahead: Entry?
+        while let entry = ahead ?? nextEntry() {
+            ahead = nil
+            fetch(entry, client: client, ahead: &ahead)
         }
     }
 
-    /// Blocks until a chunk can be fetched (with room reserved for it), or returns nil on shutdown.
-    func nextEntry() -> Entry? {
+    /// Blocks until a chunk can be fetched (with room reserved for it), or returns nil on
+    /// shutdown. With `wait` false, nil also when nothing (or, with `highOnly`, nothing of high
+    /// priority) is queued.
+    func nextEntry(wait: Bool = true, highOnly: Bool = false) -> Entry? {
         condition.withLock {
             while true {
                 if stopped { return nil }
-                guard let best = queue.indices.max(by: { queue[$0].priority < queue[$1].priority || (queue[$0].priority == queue[$1].priority && $0 > $1) }) else {
+                guard let best = queue.indices.max(by: { queue[$0].priority < queue[$1].priority || (queue[$0].priority == queue[$1].priority && $0 > $1) }),
+                      !highOnly || queue[best].priority == .high else {
+                    if !wait { return nil }
                     condition.wait()
                     continue
                 }
@@ -48,7 +57,8 @@ extension NodeCache {
         }
     }
 
-    func fetch(_ entry: Entry, client: HTTPClient) {
+    /// Fetches `entry`; may take the next chunk as `ahead` (its request already sent).
+    func fetch(_ entry: Entry, client: HTTPClient, ahead: inout Entry?) {
         let chunk = entry.chunk
         if entry.memory == nil, let piece = reserve?.take(count: chunk.storedBytes) {
             entry.memory = piece.memory
@@ -85,9 +95,23 @@ extension NodeCache {
                 let remote = remotes[entry.remoteIndex % remotes.count]
                 let end = step.end
                 let target = UnsafeMutableRawBufferPointer(rebasing: entry.mapping!.mutableBytes[entry.received..<end])
-                let result = client.transfer("\(remote)/v1/chunks/\(chunk.sha256)", range: entry.received...(end - 1),
-                                             into: target, digest: entry.digest)
+                let pipelineNext = { [self] in
+                    guard ahead == nil, entry.priority == .high, let next = nextEntry(wait: false, highOnly: true) else { return }
+                    ahead = next
+                    next.requestPipelined = client.pipeline(chunkURL(next), range: next.received...(next.chunk.storedBytes - 1))
+                }
+                // A pipelined request is lost with the connection it went out on (a failure
+                // before this fetch closes it): then it is asked for again.
+                let pipelined = entry.requestPipelined && client.pipelinedRequests > 0
+                entry.requestPipelined = false
+                let result = pipelined
+                    ? client.transferPipelined(into: target, digest: entry.digest, afterHead: pipelineNext)
+                    : client.transfer(chunkURL(entry), range: entry.received...(end - 1), into: target, digest: entry.digest,
+                                      afterHead: pipelineNext)
                 entry.received += result.count
+                // The connection closed before a pipelined answer began (the server hung up after
+                // the last one): asked again at once on a fresh connection, as a stale keep-alive is.
+                if pipelined && result.status == 0 && result.count == 0 { continue }
                 let problem = result.failure ?? (result.count == 0 ? "empty response" : nil)
                 condition.withLock { counters.bytesFetched += result.count; if problem != nil { counters.transferErrors += 1 } }
                 guard let problem else { backoffSeconds = configuration.retryInitialSeconds; continue }
@@ -144,6 +168,11 @@ extension NodeCache {
             condition.broadcast()  // the reserve refills once no fetch runs
         }
         if reserve == nil { withExtendedLifetime(mapping) {} }
+    }
+
+    /// Where `entry`'s chunk is fetched from now.
+    func chunkURL(_ entry: Entry) -> String {
+        "\(configuration.remotes[entry.remoteIndex % configuration.remotes.count])/v1/chunks/\(entry.chunk.sha256)"
     }
 
     /// Blocks until the reserve thread's first fill is done (up to the target, or what the

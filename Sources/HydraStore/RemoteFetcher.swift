@@ -59,7 +59,9 @@ public struct RemoteFetcher: Sendable {
         }
     }
 
-    /// Fetches each chunk into its destination (at least storedBytes long).
+    /// Fetches each chunk into its destination (at least storedBytes long). While a chunk's body
+    /// arrives, each connection pipelines the GET of the next chunk it takes, so the server sends
+    /// it straight after.
     public func fetch(_ chunks: [Manifest.Chunk], into destinations: [UnsafeMutableRawPointer]) throws -> Statistics {
         precondition(chunks.count == destinations.count)
         let next = LockedBox(0)
@@ -72,12 +74,23 @@ public struct RemoteFetcher: Sendable {
             Thread.detachNewThread { [self] in
                 defer { group.leave() }
                 let client = HTTPClient(bearerToken: token, link: link, caFile: caFile)
-                while failure.value == nil {
-                    let index: Int = next.withValue { value in defer { value += 1 }; return value }
-                    guard index < chunks.count else { return }
-                    do { try fetchOne(chunks[index], into: targets[index], client: client) } catch {
+                let take = { next.withValue { value in defer { value += 1 }; return value } }
+                var index = take()
+                var pipelined = false
+                while failure.value == nil && index < chunks.count {
+                    var following: Int?
+                    var followingPipelined = false
+                    do {
+                        try fetchOne(chunks[index], into: targets[index], client: client, pipelined: pipelined) {
+                            let taken = take()
+                            following = taken
+                            if taken < chunks.count { followingPipelined = client.pipeline(url(chunks[taken])) }
+                        }
+                    } catch {
                         failure.withValue { if $0 == nil { $0 = error } }
                     }
+                    index = following ?? take()
+                    pipelined = followingPipelined
                 }
             }
         }
@@ -87,11 +100,14 @@ public struct RemoteFetcher: Sendable {
         return Statistics(chunks: chunks.count, bytes: chunks.reduce(0) { $0 + $1.storedBytes }, seconds: seconds)
     }
 
-    private func fetchOne(_ chunk: Manifest.Chunk, into destination: UnsafeMutableRawPointer, client: HTTPClient) throws {
-        let url = "\(baseURL)/v1/chunks/\(chunk.sha256)"
+    private func url(_ chunk: Manifest.Chunk) -> String { "\(baseURL)/v1/chunks/\(chunk.sha256)" }
+
+    private func fetchOne(_ chunk: Manifest.Chunk, into destination: UnsafeMutableRawPointer, client: HTTPClient, pipelined: Bool,
+                          afterHead: () -> Void) throws {
+        let url = url(chunk)
         let buffer = UnsafeMutableRawBufferPointer(start: destination, count: chunk.storedBytes)
         let expected = chunk.expectedDigest(verification)
-        let (status, count, digest) = try client.get(url, into: buffer, hashing: expected?.algorithm)
+        let (status, count, digest) = try client.get(url, into: buffer, hashing: expected?.algorithm, pipelined: pipelined, afterHead: afterHead)
         try Self.check(status, url: url)
         guard count == chunk.storedBytes else {
             throw FormatError(url, "received \(count) bytes, the manifest says \(chunk.storedBytes)")

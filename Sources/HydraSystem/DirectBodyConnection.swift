@@ -9,6 +9,11 @@ import Glibc
 /// instead of into libcurl's buffer and copied out of it — on loopback that copy cost a quarter
 /// of a chunk fetch's throughput. Only what a chunk GET needs is understood: a status line,
 /// headers, a body of `Content-Length` bytes; anything else is a clear failure.
+///
+/// HTTP/1.1 pipelining: while a response arrives, the next GET can be sent on the same connection
+/// (`pipeline`, from the `afterHead` hook) and its response read after this one
+/// (`receivePipelined`), so the server starts on it without waiting for a round trip and for the
+/// caller's work between the two.
 final class DirectBodyConnection {
     /// How one GET ended: `written` body bytes are in the buffer even when `failure` is set.
     struct Outcome {
@@ -26,6 +31,10 @@ final class DirectBodyConnection {
     private var socket: Int32 = -1
     /// Set when the last wait ran out of time (a slow server, not a stale connection).
     private var timedOut = false
+    /// Pipelined requests whose responses have not been read yet.
+    private(set) var pipelined = 0
+    /// Bytes received past the end of the last response (the start of the next pipelined one).
+    private var leftover: [UInt8] = []
 
     init(caFile: String?, timeoutSeconds: Int) {
         self.caFile = caFile
@@ -34,29 +43,26 @@ final class DirectBodyConnection {
 
     deinit { disconnect() }
 
-    private func disconnect() {
+    /// Closes the connection (pipelined requests are lost with it).
+    func disconnect() {
         if let handle { curl_easy_cleanup(handle) }
         handle = nil
         origin = ""
         socket = -1
+        pipelined = 0
+        leftover = []
     }
 
     /// GET `url` (optionally `range`) into `buffer`; `received` sees each piece of a successful
-    /// body as it lands (before the next one is read: hash it while it is in cache).
+    /// body as it lands (before the next one is read: hash it while it is in cache). `afterHead`
+    /// runs once a success's head is in, before its body: the moment to `pipeline` the next GET.
+    /// Requests pipelined earlier and not yet received are dropped with the connection first.
     func get(_ url: String, headers: [String], range: ClosedRange<Int>?, into buffer: UnsafeMutableRawBufferPointer,
-             received: (UnsafeRawBufferPointer) -> Void) -> Outcome {
-        guard let parts = URLComponents(string: url), let scheme = parts.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              let host = parts.host, !host.isEmpty else {
+             afterHead: () -> Void = {}, received: (UnsafeRawBufferPointer) -> Void) -> Outcome {
+        if pipelined > 0 { disconnect() }
+        guard let (request, scheme, hostHeader) = Self.request(url, headers: headers, range: range) else {
             return Outcome(failure: "not an http(s) URL")
         }
-        let port = parts.port ?? (scheme == "https" ? 443 : 80)
-        let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        let target = parts.percentEncodedPath.isEmpty ? "/" : parts.percentEncodedPath + (parts.percentEncodedQuery.map { "?" + $0 } ?? "")
-        var request = "GET \(target) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: hydra\r\nAccept: */*\r\n"
-        if let range { request += "Range: bytes=\(range.lowerBound)-\(range.upperBound)\r\n" }
-        for header in headers { request += header + "\r\n" }
-        request += "\r\n"
-
         // A kept-alive connection the server has since closed fails before any response byte:
         // that one attempt is repeated on a fresh connection.
         var retried = false
@@ -66,11 +72,57 @@ final class DirectBodyConnection {
                 disconnect()
                 if let problem = connect(scheme: scheme, hostHeader: hostHeader) { return Outcome(failure: problem) }
             }
-            let outcome = exchange(Array(request.utf8), into: buffer, received: received)
+            if let problem = sendAll(request) {
+                disconnect()
+                guard reused, !retried, !timedOut else { return Outcome(failure: problem) }
+                retried = true
+                continue
+            }
+            let outcome = exchange(into: buffer, afterHead: afterHead, received: received)
             if outcome.failure != nil { disconnect() }
             guard case .staleConnection = outcome.kind, reused, !retried else { return outcome.result }
             retried = true
         }
+    }
+
+    /// Sends a GET to be answered after the responses already asked for on this connection;
+    /// false (nothing sent, connection unchanged) when there is no open connection to `url`'s
+    /// origin or the request cannot be written at once. Read its answer with `receivePipelined`.
+    func pipeline(_ url: String, headers: [String], range: ClosedRange<Int>?) -> Bool {
+        guard let (request, scheme, hostHeader) = Self.request(url, headers: headers, range: range),
+              handle != nil, origin == "\(scheme)://\(hostHeader)" else { return false }
+        guard sendAll(request) == nil else {
+            disconnect()  // part of the request may have gone out: the connection cannot be trusted
+            return false
+        }
+        pipelined += 1
+        return true
+    }
+
+    /// The response to the oldest pipelined request, as `get` receives one.
+    func receivePipelined(into buffer: UnsafeMutableRawBufferPointer, afterHead: () -> Void = {},
+                          received: (UnsafeRawBufferPointer) -> Void) -> Outcome {
+        guard pipelined > 0, handle != nil else { return Outcome(failure: "no pipelined request is waiting on this connection") }
+        pipelined -= 1
+        let outcome = exchange(into: buffer, afterHead: afterHead, received: received)
+        if outcome.failure != nil { disconnect() }
+        return outcome.result
+    }
+
+    /// The request's bytes, scheme and Host header; nil for a URL that is not http(s).
+    private static func request(_ url: String, headers: [String], range: ClosedRange<Int>?) -> ([UInt8], String, String)? {
+        guard let parts = URLComponents(string: url), let scheme = parts.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = parts.host, !host.isEmpty else {
+            return nil
+        }
+        let port = parts.port ?? (scheme == "https" ? 443 : 80)
+        let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let target = parts.percentEncodedPath.isEmpty ? "/" : parts.percentEncodedPath + (parts.percentEncodedQuery.map { "?" + $0 } ?? "")
+        var request = "GET \(target) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: hydra\r\nAccept: */*\r\n"
+        if let range { request += "Range: bytes=\(range.lowerBound)-\(range.upperBound)\r\n" }
+        for header in headers { request += header + "\r\n" }
+        request += "\r\n"
+        return (Array(request.utf8), scheme, hostHeader)
     }
 
     private func connect(scheme: String, hostHeader: String) -> String? {
@@ -101,14 +153,14 @@ final class DirectBodyConnection {
         var failure: String? { result.failure }
     }
 
-    private func exchange(_ request: [UInt8], into buffer: UnsafeMutableRawBufferPointer,
+    /// Receives one response (its request already sent).
+    private func exchange(into buffer: UnsafeMutableRawBufferPointer, afterHead: () -> Void,
                           received: (UnsafeRawBufferPointer) -> Void) -> Exchange {
         var outcome = Outcome()
         func failed(_ message: String, stale: Bool = false) -> Exchange {
             outcome.failure = message
             return Exchange(kind: stale ? .staleConnection : .failed, result: outcome)
         }
-        if let problem = sendAll(request) { return failed(problem, stale: !timedOut) }
 
         // The head: up to the blank line, in 16 KiB at most.
         var head = [UInt8](repeating: 0, count: 16 << 10)
@@ -129,8 +181,12 @@ final class DirectBodyConnection {
         guard let length = parsed.contentLength else {
             return failed("HTTP \(parsed.status) response without Content-Length (not a store's chunk response)")
         }
-        let early = head[bodyStart..<headCount]  // body bytes that came with the head
-        guard early.count <= length else { return failed("the server sent more than its Content-Length") }
+        // Body bytes that came with the head; past the body, the next pipelined response's start.
+        let early = head[bodyStart..<min(headCount, bodyStart + length)]
+        if bodyStart + length < headCount {
+            guard pipelined > 0 else { return failed("the server sent more than its Content-Length") }
+            leftover = Array(head[(bodyStart + length)..<headCount])
+        }
 
         guard (200..<300).contains(parsed.status) else {
             // Keep the start of an error body for the message; drain the rest to reuse the connection.
@@ -150,6 +206,7 @@ final class DirectBodyConnection {
         guard length <= buffer.count else {
             return failed("response of \(length) bytes is longer than the \(buffer.count) bytes expected")
         }
+        afterHead()
         if !early.isEmpty {
             let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<early.count])
             early.withUnsafeBytes { piece.copyMemory(from: $0) }
@@ -233,6 +290,12 @@ final class DirectBodyConnection {
 
     /// Some bytes into `target` (0: the server closed the connection).
     private func receive(into target: UnsafeMutableRawBufferPointer) -> (Int, String?) {
+        if !leftover.isEmpty {
+            let count = min(leftover.count, target.count)
+            leftover.withUnsafeBytes { target.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: count) }
+            leftover.removeFirst(count)
+            return (count, nil)
+        }
         if !origin.hasPrefix("https:") {
             // Plain TCP straight from the socket: libcurl (7.88) reads at most 16 KiB a call, so a
             // 256 KiB piece took sixteen system calls (2 GB over loopback: 0.62 → 0.51 s).

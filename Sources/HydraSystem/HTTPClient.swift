@@ -72,10 +72,16 @@ public final class HTTPClient {
     /// GET `url` straight into `buffer`; returns the status and the bytes written. A body longer
     /// than the buffer is an error.
     /// With `hashing`, also returns the body's digest, computed as it streams in.
+    /// `afterHead` runs once a success's head is in (see `pipeline`); with `pipelined`, the
+    /// response read is the oldest pipelined request's (`url` names it in errors).
     public func get(_ url: String, into buffer: UnsafeMutableRawBufferPointer, range: ClosedRange<Int>? = nil,
-                    hashing: DigestAlgorithm? = nil) throws -> (status: Int, count: Int, digest: String?) {
+                    hashing: DigestAlgorithm? = nil, pipelined: Bool = false,
+                    afterHead: () -> Void = {}) throws -> (status: Int, count: Int, digest: String?) {
         let digest = hashing.map(IncrementalDigest.init)
-        let outcome = receiveBody(url, range: range, into: buffer, digest: digest)
+        let outcome = pipelined
+            ? (direct?.receivePipelined(into: buffer, afterHead: afterHead, received: landed(digest))
+                ?? .init(failure: "no pipelined request is waiting on this connection"))
+            : receiveBody(url, range: range, into: buffer, digest: digest, afterHead: afterHead)
         if let failure = outcome.failure { throw Failure(url: url, message: failure) }
         let successful = (200..<300).contains(outcome.status)
         return (outcome.status, outcome.written, successful ? digest?.finalizeHex() : nil)
@@ -83,9 +89,32 @@ public final class HTTPClient {
 
     /// GET `range` of `url` into `buffer`, feeding `digest` in order. Never throws: a transfer
     /// cut short reports how many bytes did arrive, so the caller can resume after them.
+    /// `afterHead` runs once a success's head is in (see `pipeline`).
     public func transfer(_ url: String, range: ClosedRange<Int>, into buffer: UnsafeMutableRawBufferPointer,
-                         digest: IncrementalDigest?) -> Transfer {
-        let outcome = receiveBody(url, range: range, into: buffer, digest: digest)
+                         digest: IncrementalDigest?, afterHead: () -> Void = {}) -> Transfer {
+        let outcome = receiveBody(url, range: range, into: buffer, digest: digest, afterHead: afterHead)
+        return Self.transfer(outcome)
+    }
+
+    /// Sends a GET for `range` of `url` on the chunk connection while an earlier one is being
+    /// received (call it from `afterHead`), so the server answers it straight after (HTTP/1.1
+    /// pipelining). False: not sent (no open connection to that origin); use `transfer` instead.
+    public func pipeline(_ url: String, range: ClosedRange<Int>? = nil) -> Bool {
+        direct?.pipeline(url, headers: headers, range: range) ?? false
+    }
+
+    /// Requests pipelined and not yet received (`transferPipelined` takes the oldest).
+    public var pipelinedRequests: Int { direct?.pipelined ?? 0 }
+
+    /// The response to the oldest pipelined request, as `transfer` receives one. A failure drops
+    /// the connection and every request pipelined behind it.
+    public func transferPipelined(into buffer: UnsafeMutableRawBufferPointer, digest: IncrementalDigest?,
+                                  afterHead: () -> Void = {}) -> Transfer {
+        guard let direct else { return Transfer(status: 0, count: 0, failure: "no pipelined request is waiting on this connection") }
+        return Self.transfer(direct.receivePipelined(into: buffer, afterHead: afterHead, received: landed(digest)))
+    }
+
+    private static func transfer(_ outcome: DirectBodyConnection.Outcome) -> Transfer {
         if let failure = outcome.failure { return Transfer(status: outcome.status, count: outcome.written, failure: failure) }
         guard outcome.status == 200 || outcome.status == 206 else {
             let detail = String(decoding: outcome.errorBody.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -97,10 +126,15 @@ public final class HTTPClient {
     /// A body received straight into `buffer` on this client's direct connection, each piece
     /// paid for on the emulated link and hashed as it lands.
     private func receiveBody(_ url: String, range: ClosedRange<Int>?, into buffer: UnsafeMutableRawBufferPointer,
-                             digest: IncrementalDigest?) -> DirectBodyConnection.Outcome {
+                             digest: IncrementalDigest?, afterHead: () -> Void = {}) -> DirectBodyConnection.Outcome {
         let direct = self.direct ?? DirectBodyConnection(caFile: caFile, timeoutSeconds: timeoutSeconds)
         self.direct = direct
-        return direct.get(url, headers: headers, range: range, into: buffer) { piece in
+        return direct.get(url, headers: headers, range: range, into: buffer, afterHead: afterHead, received: landed(digest))
+    }
+
+    /// What each piece of a body goes through as it lands: the emulated link, then the digest.
+    private func landed(_ digest: IncrementalDigest?) -> (UnsafeRawBufferPointer) -> Void {
+        { [link] piece in
             link?.consume(piece.count)
             digest?.update(piece)
         }
