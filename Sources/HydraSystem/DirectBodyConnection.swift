@@ -185,7 +185,8 @@ final class DirectBodyConnection {
         let early = head[bodyStart..<min(headCount, bodyStart + length)]
         if bodyStart + length < headCount {
             guard pipelined > 0 else { return failed("the server sent more than its Content-Length") }
-            leftover = Array(head[(bodyStart + length)..<headCount])
+            // Ahead of whatever of an earlier leftover the head's read did not take.
+            leftover = Array(head[(bodyStart + length)..<headCount]) + leftover
         }
 
         guard (200..<300).contains(parsed.status) else {
