@@ -96,10 +96,11 @@ final class SendfileHandler: ChannelOutboundHandler, RemovableChannelHandler {
         regionsInFlight += 1
         context.write(wrapOutboundOut(.head(head)), promise: promise)
         let sent = context.eventLoop.makePromise(of: Void.self)
-        sent.futureResult.whenComplete { [self] _ in  // on the channel's event loop, as `write`
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)  // completions run on this loop too
+        sent.futureResult.whenComplete { _ in
             try? handle.close()
-            regionsInFlight -= 1
-            if regionsInFlight == 0 { try? channel.syncOptions?.setOption(Self.cork, value: 0) }
+            handler.value.regionsInFlight -= 1
+            if handler.value.regionsInFlight == 0 { try? channel.syncOptions?.setOption(Self.cork, value: 0) }
         }
         context.write(wrapOutboundOut(.body(.fileRegion(FileRegion(fileHandle: handle, readerIndex: first, endIndex: last + 1)))),
                       promise: sent)
