@@ -44,7 +44,7 @@ final class DirectBodyConnection {
     deinit { disconnect() }
 
     /// Closes the connection (pipelined requests are lost with it).
-    func disconnect() {
+    private func disconnect() {
         if let handle { curl_easy_cleanup(handle) }
         handle = nil
         origin = ""

@@ -79,8 +79,7 @@ public final class HTTPClient {
                     afterHead: () -> Void = {}) throws -> (status: Int, count: Int, digest: String?) {
         let digest = hashing.map(IncrementalDigest.init)
         let outcome = pipelined
-            ? (direct?.receivePipelined(into: buffer, afterHead: afterHead, received: landed(digest))
-                ?? .init(failure: "no pipelined request is waiting on this connection"))
+            ? receivePipelinedBody(into: buffer, digest: digest, afterHead: afterHead)
             : receiveBody(url, range: range, into: buffer, digest: digest, afterHead: afterHead)
         if let failure = outcome.failure { throw Failure(url: url, message: failure) }
         let successful = (200..<300).contains(outcome.status)
@@ -110,8 +109,7 @@ public final class HTTPClient {
     /// the connection and every request pipelined behind it.
     public func transferPipelined(into buffer: UnsafeMutableRawBufferPointer, digest: IncrementalDigest?,
                                   afterHead: () -> Void = {}) -> Transfer {
-        guard let direct else { return Transfer(status: 0, count: 0, failure: "no pipelined request is waiting on this connection") }
-        return Self.transfer(direct.receivePipelined(into: buffer, afterHead: afterHead, received: landed(digest)))
+        Self.transfer(receivePipelinedBody(into: buffer, digest: digest, afterHead: afterHead))
     }
 
     private static func transfer(_ outcome: DirectBodyConnection.Outcome) -> Transfer {
@@ -130,6 +128,14 @@ public final class HTTPClient {
         let direct = self.direct ?? DirectBodyConnection(caFile: caFile, timeoutSeconds: timeoutSeconds)
         self.direct = direct
         return direct.get(url, headers: headers, range: range, into: buffer, afterHead: afterHead, received: landed(digest))
+    }
+
+    /// The oldest pipelined request's body, received as `receiveBody` receives one.
+    private func receivePipelinedBody(into buffer: UnsafeMutableRawBufferPointer, digest: IncrementalDigest?,
+                                      afterHead: () -> Void) -> DirectBodyConnection.Outcome {
+        let direct = self.direct ?? DirectBodyConnection(caFile: caFile, timeoutSeconds: timeoutSeconds)
+        self.direct = direct
+        return direct.receivePipelined(into: buffer, afterHead: afterHead, received: landed(digest))
     }
 
     /// What each piece of a body goes through as it lands: the emulated link, then the digest.
