@@ -100,3 +100,17 @@ int chydra_is_tmpfs(const char *path) {
     struct statfs info;
     return statfs(path, &info) == 0 && info.f_type == TMPFS_MAGIC;
 }
+
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifndef __NR_cachestat
+#define __NR_cachestat 451  /* the same number on every architecture (generic table) */
+#endif
+
+long long chydra_cached_pages(int fd, unsigned long long offset, unsigned long long length) {
+    struct { uint64_t off, len; } range = { offset, length };
+    struct { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted; } stat;
+    if (syscall(__NR_cachestat, fd, &range, &stat, 0) != 0) return -1;
+    return (long long)stat.nr_cache;
+}

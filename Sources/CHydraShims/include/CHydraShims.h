@@ -37,4 +37,8 @@ ssize_t chydra_receive_with_fd(int socket, void *bytes, size_t count, int *fd);
 // statfs's f_type: <sys/vfs.h> is not part of Swift's Glibc module. 1 when `path` is on tmpfs.
 int chydra_is_tmpfs(const char *path);
 
+// cachestat(2) (Linux 6.5): how many of the pages in [offset, offset + length) are in the page
+// cache, or -1 with errno (ENOSYS on older kernels, EPERM where mincore would refuse too).
+long long chydra_cached_pages(int fd, unsigned long long offset, unsigned long long length);
+
 #endif
