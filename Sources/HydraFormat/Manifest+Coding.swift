@@ -3,26 +3,28 @@ import Foundation
 
 extension Manifest {
     /// Decodes a manifest, checking the format and version first so that a newer store is
-    /// rejected with a clear message rather than a decoding error.
+    /// rejected with a clear message rather than a decoding error. Parsed by `JSONParser` and
+    /// read field by field (a 110 KB manifest in ~1 ms, where `JSONDecoder` took 3–4 ms: a node
+    /// cache and every worker decode one before their first chunk).
     public static func decode(_ bytes: [UInt8], file: String) throws -> Manifest {
-        struct Header: Decodable { var format: String?; var formatVersion: String? }
-        let data = Data(bytes)
-        let header: Header
-        do { header = try JSONDecoder().decode(Header.self, from: data) } catch {
-            throw FormatError(file, "manifest is not valid JSON: \(describe(error))")
+        let root: JSONValue
+        do { root = try JSONParser.parse(bytes) } catch {
+            throw FormatError(file, "manifest is not valid JSON: \(error)")
         }
-        guard header.format == formatName else {
-            throw FormatError(file, "not a HydraServe manifest (format is \(header.format.map { "'\($0)'" } ?? "missing"), expected '\(formatName)')")
+        guard case .object = root else { throw FormatError(file, "not a HydraServe manifest (not a JSON object)") }
+        let format = root["format"]?.stringValue
+        guard format == formatName else {
+            throw FormatError(file, "not a HydraServe manifest (format is \(format.map { "'\($0)'" } ?? "missing"), expected '\(formatName)')")
         }
-        guard let text = header.formatVersion, let found = FormatVersion(text) else {
+        guard let text = root["formatVersion"]?.stringValue, let found = FormatVersion(text) else {
             throw FormatError(file, "manifest formatVersion is missing or not MAJOR.MINOR")
         }
         guard found.major == version.major else {
             throw FormatError(file, "manifest format version \(found) is not supported: this build reads major version \(version.major) (\(version))")
         }
         let manifest: Manifest
-        do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
-            throw FormatError(file, "invalid manifest: \(describe(error))")
+        do { manifest = try Manifest(try JSONFields(root, path: "")) } catch let problem as JSONFields.Problem {
+            throw FormatError(file, "invalid manifest: \(problem)")
         }
         try manifest.validate(file: file)
         return manifest

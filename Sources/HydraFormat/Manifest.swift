@@ -1,5 +1,5 @@
 /// The manifest of a store entry (formats/store-v1.md is its specification).
-public struct Manifest: Codable, Sendable, Equatable {
+public struct Manifest: Encodable, Sendable, Equatable {
     public static let formatName = "hydra-store"
     public static let version = FormatVersion(major: 1, minor: 1)
     public static let alignmentBytes = 4096
@@ -21,19 +21,19 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var tensors: [Tensor]
     public var stagePlans: [StagePlan]
 
-    public struct SourceInfo: Codable, Sendable, Equatable {
+    public struct SourceInfo: Encodable, Sendable, Equatable {
         public var kind: SourceModel.Kind
         public var dtypePolicy: DTypePolicy
     }
 
     /// A file carried beside the weights (tokenizer.json, …), stored as a blob named by its SHA-256.
-    public struct FileEntry: Codable, Sendable, Equatable {
+    public struct FileEntry: Encodable, Sendable, Equatable {
         public var name: String
         public var sha256: String
         public var bytes: Int
     }
 
-    public struct Chunk: Codable, Sendable, Equatable {
+    public struct Chunk: Encodable, Sendable, Equatable {
         public var sha256: String
         /// XXH3-64 of the stored bytes (format 1.1; absent in 1.0 entries): the fast transfer check.
         public var xxh3: String? = nil
@@ -46,7 +46,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var layer: Int?
     }
 
-    public struct Tensor: Codable, Sendable, Equatable {
+    public struct Tensor: Encodable, Sendable, Equatable {
         public var name: String
         public var dtype: DType
         public var shape: [Int]
@@ -58,18 +58,18 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var byteCount: Int { extents.reduce(0) { $0 + $1.length } }
     }
 
-    public struct Extent: Codable, Sendable, Equatable {
+    public struct Extent: Encodable, Sendable, Equatable {
         public var chunk: Int
         public var offset: Int
         public var length: Int
     }
 
-    public struct StagePlan: Codable, Sendable, Equatable {
+    public struct StagePlan: Encodable, Sendable, Equatable {
         public var pp: Int
         public var stages: [Stage]
     }
 
-    public struct Stage: Codable, Sendable, Equatable {
+    public struct Stage: Encodable, Sendable, Equatable {
         public var index: Int
         public var firstLayer: Int
         /// One past the last layer this stage runs.
@@ -84,27 +84,26 @@ public struct Manifest: Codable, Sendable, Equatable {
 }
 
 /// Where a tensor runs: before the layers, in one layer, or after them.
-public enum Section: String, Codable, Sendable, Comparable {
+public enum Section: String, Codable, Sendable, Comparable, CaseIterable {
     case embed, layer, head
 
     private var order: Int { self == .embed ? 0 : self == .layer ? 1 : 2 }
     public static func < (a: Section, b: Section) -> Bool { a.order < b.order }
 }
 
-public enum Compression: Codable, Sendable, Equatable, Hashable {
+public enum Compression: Encodable, Sendable, Equatable, Hashable {
     case none
     /// A zstd frame; `planes` > 1 means the payload was split into byte planes first.
     case zstd(planes: Int)
 
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        switch text {
+    /// The compression a manifest names (`none`, `zstd`, `zstd-planes2`, `zstd-planes4`).
+    public init?(name: String) {
+        switch name {
         case "none": self = .none
         case "zstd": self = .zstd(planes: 1)
         case "zstd-planes2": self = .zstd(planes: 2)
         case "zstd-planes4": self = .zstd(planes: 4)
-        default:
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown compression '\(text)'"))
+        default: return nil
         }
     }
 

@@ -26,7 +26,7 @@ public struct SourceTensor: Sendable {
 
 /// A model read from disk, ready to convert: config, auxiliary files and tensors.
 public struct SourceModel: Sendable {
-    public enum Kind: String, Codable, Sendable { case safetensors, gguf }
+    public enum Kind: String, Codable, Sendable, CaseIterable { case safetensors, gguf }
 
     public let kind: Kind
     /// The Hugging Face config.json, parsed.

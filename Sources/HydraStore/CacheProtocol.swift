@@ -2,12 +2,13 @@ import Foundation
 import HydraFormat
 import HydraSystem
 
-/// The node cache's Unix-socket protocol, version 1: JSON frames (FrameSocket), one request per
-/// connection. `attach` answers `attached` (manifest and chunk indices), then one `chunk` frame
-/// per chunk carrying its sealed memfd, then `done` — or `error` at any point. The connection
-/// stays open while the worker holds the chunks; closing it unpins them.
+/// The node cache's Unix-socket protocol, version 2: JSON frames (FrameSocket), one request per
+/// connection. `attach` answers `attached` (chunk indices), then a frame holding the model's
+/// manifest as the remote store served it (passed on verbatim: neither side re-encodes it), then
+/// one `chunk` frame per chunk carrying its sealed memfd, then `done` — or `error` at any point.
+/// The connection stays open while the worker holds the chunks; closing it unpins them.
 enum CacheProtocol {
-    static let version = 1
+    static let version = 2
 
     struct Request: Codable {
         enum Operation: String, Codable { case attach, prefetch, status }
@@ -44,7 +45,6 @@ enum CacheProtocol {
         enum Event: String, Codable { case attached, chunk, done, ordered, status, error }
         var event: Event
         var message: String?
-        var manifest: Manifest?
         var indices: [Int]?
         var index: Int?
         var chunks: Int?

@@ -7,6 +7,8 @@ import HydraSystem
 /// owner must call (the cache holds the subscription until then).
 public final class CacheSubscription: @unchecked Sendable {
     public let manifest: Manifest
+    /// The manifest as the remote store served it.
+    public let manifestBytes: [UInt8]
     /// The manifest indices of the chunks ordered.
     public let indices: [Int]
     // Guarded by the cache's lock.
@@ -18,9 +20,10 @@ public final class CacheSubscription: @unchecked Sendable {
     /// One slot per chunk and one for the end: delivery never blocks the cache.
     private let events: BlockingQueue<CacheEvent>
 
-    init(cache: NodeCache, manifest: Manifest, indices: [Int]) {
+    init(cache: NodeCache, manifest: RemoteFetcher.ManifestDocument, indices: [Int]) {
         self.cache = cache
-        self.manifest = manifest
+        self.manifest = manifest.manifest
+        manifestBytes = manifest.bytes
         self.indices = indices
         remaining = indices.count
         events = BlockingQueue(capacity: indices.count + 1)

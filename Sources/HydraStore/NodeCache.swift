@@ -55,7 +55,7 @@ public final class NodeCache: @unchecked Sendable {
     // Everything below is guarded by `condition`.
     var entries: [String: Entry] = [:]
     var queue: [Entry] = []
-    var manifests: [String: Manifest] = [:]
+    var manifests: [String: RemoteFetcher.ManifestDocument] = [:]
     var subscriptions = 0
     var usedBytes = 0
     var useClock: UInt64 = 0
@@ -122,7 +122,8 @@ public final class NodeCache: @unchecked Sendable {
     /// cached). Returns the chunks ordered.
     @discardableResult
     public func prefetch(_ order: CacheOrder) throws -> [Manifest.Chunk] {
-        let (manifest, indices) = try resolve(order)
+        let (document, indices) = try resolve(order)
+        let manifest = document.manifest
         condition.withLock {
             for index in indices { _ = entryLocked(manifest.chunks[index], priority: order.priority) }
             condition.broadcast()
@@ -133,9 +134,10 @@ public final class NodeCache: @unchecked Sendable {
     /// Orders `order` and subscribes to it: every chunk is pinned (never evicted) until the
     /// subscription is cancelled; cached chunks are delivered at once, the rest as they land.
     public func attach(_ order: CacheOrder) throws -> CacheSubscription {
-        let (manifest, indices) = try resolve(order)
+        let (document, indices) = try resolve(order)
+        let manifest = document.manifest
         return condition.withLock {
-            let subscription = CacheSubscription(cache: self, manifest: manifest, indices: indices)
+            let subscription = CacheSubscription(cache: self, manifest: document, indices: indices)
             var ready: [(Int, Entry)] = []
             for index in indices {
                 let entry = entryLocked(manifest.chunks[index], priority: order.priority)
@@ -171,19 +173,19 @@ public final class NodeCache: @unchecked Sendable {
 
     /// The manifest (fetched once per model, from the first remote that has it) and the chunk
     /// indices the order names.
-    func resolve(_ order: CacheOrder) throws -> (Manifest, [Int]) {
+    func resolve(_ order: CacheOrder) throws -> (RemoteFetcher.ManifestDocument, [Int]) {
         guard StoreDirectory.isValidModelName(order.model) else { throw FormatError(order.model, "invalid model name") }
-        let manifest = try condition.withLock { manifests[order.model] } ?? fetchManifest(order.model)
-        return (manifest, try manifest.chunkIndices(stage: order.stage, of: order.pp, complement: order.complement))
+        let document = try condition.withLock { manifests[order.model] } ?? fetchManifest(order.model)
+        return (document, try document.manifest.chunkIndices(stage: order.stage, of: order.pp, complement: order.complement))
     }
 
-    func fetchManifest(_ name: String) throws -> Manifest {
+    func fetchManifest(_ name: String) throws -> RemoteFetcher.ManifestDocument {
         var problems: [String] = []
         for remote in configuration.remotes {
             do {
-                let manifest = try RemoteFetcher(baseURL: remote, token: configuration.token, caFile: configuration.caFile).manifest(name)
-                condition.withLock { manifests[name] = manifest }
-                return manifest
+                let document = try RemoteFetcher(baseURL: remote, token: configuration.token, caFile: configuration.caFile).manifestDocument(name)
+                condition.withLock { manifests[name] = document }
+                return document
             } catch {
                 problems.append("\(error)")
             }

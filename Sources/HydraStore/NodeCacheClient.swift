@@ -14,10 +14,12 @@ public enum NodeCacheClient {
         let connection = try FrameSocket.connect(to: socketPath)
         try connection.send(CacheProtocol.encode(CacheProtocol.Request(.attach, order: order)))
         let reply = try receiveReply(connection)
-        guard reply.event == .attached, let manifest = reply.manifest, let indices = reply.indices else {
+        guard reply.event == .attached, let indices = reply.indices else {
             throw Failure(message: "expected 'attached', got '\(reply.event.rawValue)'")
         }
-        try manifest.validate(file: "manifest from the node cache")
+        guard let document = try connection.receive() else { throw Failure(message: "the cache closed the connection before sending the manifest") }
+        document.closeDescriptor()
+        let manifest = try Manifest.decode(document.bytes, file: "manifest from the node cache")
         guard indices.allSatisfy({ manifest.chunks.indices.contains($0) }) else { throw Failure(message: "chunk index out of range") }
         return CacheAttachment(connection: connection, manifest: manifest, indices: indices)
     }

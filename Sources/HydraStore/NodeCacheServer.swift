@@ -86,15 +86,15 @@ public final class NodeCacheServer: @unchecked Sendable {
         }
     }
 
-    /// Sends the manifest, then each chunk's memfd as it lands; holds the pins until the worker
-    /// closes the connection.
+    /// Sends the chunk list and the manifest (the store's bytes, not re-encoded), then each
+    /// chunk's memfd as it lands; holds the pins until the worker closes the connection.
     func stream(_ order: CacheOrder, to connection: FrameSocket) throws {
         let subscription = try cache.attach(order)
         defer { subscription.cancel() }
         var attached = CacheProtocol.Reply(.attached)
-        attached.manifest = subscription.manifest
         attached.indices = subscription.indices
         try connection.send(CacheProtocol.encode(attached))
+        try connection.send(subscription.manifestBytes)
         while let event = subscription.next() {
             switch event {
             case .chunk(let index, _, let memory):

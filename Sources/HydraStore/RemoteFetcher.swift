@@ -31,12 +31,20 @@ public struct RemoteFetcher: Sendable {
         self.verification = verification
     }
 
-    public func manifest(_ name: String) throws -> Manifest {
+    public func manifest(_ name: String) throws -> Manifest { try manifestDocument(name).manifest }
+
+    /// A model's manifest, decoded, and the bytes it was decoded from.
+    public struct ManifestDocument: Sendable {
+        public let manifest: Manifest
+        public let bytes: [UInt8]
+    }
+
+    public func manifestDocument(_ name: String) throws -> ManifestDocument {
         guard StoreDirectory.isValidModelName(name) else { throw FormatError(name, "invalid model name") }
         let url = "\(baseURL)/v1/models/\(name)/manifest"
         let response = try HTTPClient(bearerToken: token, caFile: caFile).get(url)
         try Self.check(response.status, url: url)
-        return try Manifest.decode(response.body, file: url)
+        return ManifestDocument(manifest: try Manifest.decode(response.body, file: url), bytes: response.body)
     }
 
     /// The store's model names (`GET /v1/models`).
