@@ -164,8 +164,9 @@ extension NodeCache {
         entry.mapping = nil
         condition.withLock {
             publishLocked(entry)
+            lastFetchEndNanoseconds = DispatchTime.now().uptimeNanoseconds
             if reserve != nil, let mapping { retiredMappings.append(mapping) }
-            condition.broadcast()  // the reserve refills once no fetch runs
+            condition.broadcast()  // the reserve refills once no fetch has run for a while
         }
         if reserve == nil { withExtendedLifetime(mapping) {} }
     }
@@ -205,14 +206,21 @@ extension NodeCache {
         }
     }
 
-    /// The reserve thread: while nothing is queued or fetching, drops the fetch threads' retired
-    /// writable views, then refills (or rebalances) the reserve one piece at a time.
+    /// The reserve thread: once nothing has been queued or fetching for
+    /// `reserveRefillDelaySeconds`, drops the fetch threads' retired writable views, then
+    /// refills (or rebalances) the reserve one piece at a time.
     func refillLoop() {
         guard let reserve else { return }
         expectStoredChunks(reserve)
+        let delay = UInt64(max(configuration.reserveRefillDelaySeconds, 0) * 1e9)
         while true {
             let work: (retired: [MappedMemory], room: Int)? = condition.withLock {
-                while !stopped && (!queue.isEmpty || entries.values.contains { $0.state == .fetching }) { condition.wait() }
+                while !stopped {
+                    if !queue.isEmpty || entries.values.contains(where: { $0.state == .fetching }) { condition.wait(); continue }
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    guard now < lastFetchEndNanoseconds + delay else { break }
+                    _ = condition.wait(until: Date().addingTimeInterval(Double(lastFetchEndNanoseconds + delay - now) / 1e9))
+                }
                 guard !stopped else { return nil }
                 defer { retiredMappings.removeAll() }
                 return (retiredMappings, configuration.capacityBytes - usedBytes)

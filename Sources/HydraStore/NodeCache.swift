@@ -40,6 +40,10 @@ public final class NodeCache: @unchecked Sendable {
         /// halve it three times (SharedMemoryReserve).
         public var reservePieceBytes = Configuration.defaultReservePieceBytes
         public static let defaultReservePieceBytes = 32 << 20
+        /// The reserve waits this long after the last fetch ends before it unmaps the fetch
+        /// threads' views and refills: the moment a fetch ends the attached workers are taking
+        /// the last chunks in, and unmapping 270 MB of views then delayed them by ~3 ms.
+        public var reserveRefillDelaySeconds = 0.25
 
         public init(node: String, capacityBytes: Int, remotes: [String]) {
             self.node = node
@@ -63,6 +67,8 @@ public final class NodeCache: @unchecked Sendable {
     var counters = Counters()
     /// Writable views of published chunks, for the reserve thread to unmap off the fetch path.
     var retiredMappings: [MappedMemory] = []
+    /// When a fetch last published its chunk (the reserve refills only after a pause).
+    var lastFetchEndNanoseconds: UInt64 = 0
     /// The reserve thread's first fill is done (`fillReserve` waits for it).
     var reserveFilled = false
     let threads = DispatchGroup()

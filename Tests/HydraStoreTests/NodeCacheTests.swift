@@ -37,7 +37,7 @@ import HydraSystem
 
     /// Chunks land in the reserve's pre-faulted memory, in pieces of their size class, when it was
     /// filled in the mix of the store's manifests; it stays within the capacity and refills once
-    /// the cache is idle.
+    /// the cache has been idle for the refill delay.
     @Test func chunksLandInTheReserveWhichRefillsWhenIdle() async throws {
         try await ServedStore.with(model: "falcon-40b-tiny") { served in
             let manifest = served.entry.manifest
@@ -47,16 +47,24 @@ import HydraSystem
             let reserveBytes = suited.reduce(0) { $0 + classes.pieceBytes(for: $1)! } + classes.classes.count * (64 << 10)
             #expect(suited.count > 0 && Set(suited.map { classes.pieceBytes(for: $0)! }).count > 1, "chunks of several classes")
 
-            let node = try CachedNode(remotes: [served.port]) { $0.reserveBytes = reserveBytes; $0.reservePieceBytes = 64 << 10 }
+            let delay = 1.0
+            let node = try CachedNode(remotes: [served.port]) {
+                $0.reserveBytes = reserveBytes
+                $0.reservePieceBytes = 64 << 10
+                $0.reserveRefillDelaySeconds = delay
+            }
             defer { node.stop() }
             node.cache.fillReserve()
             let filled = node.cache.status().reservedBytes
             #expect(filled <= reserveBytes && filled > reserveBytes - (64 << 10))
             let received = try await node.receiveAll(CacheOrder(model: "m"))
             expectExact(received, Array(manifest.chunks.indices), served)
+            let landed = ContinuousClock.now
             #expect(node.cache.status().chunksFromReserve == suited.count)
-            for _ in 0..<300 where node.cache.status().reservedBytes < filled { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(node.cache.status().reservedBytes < filled)
+            for _ in 0..<500 where node.cache.status().reservedBytes < filled { try await Task.sleep(for: .milliseconds(10)) }
             #expect(node.cache.status().reservedBytes >= filled)
+            #expect(ContinuousClock.now - landed > .seconds(delay * 0.8), "refilled only after the delay")
 
             // The reserve never takes what the capacity does not leave.
             let small = try CachedNode(remotes: [served.port], capacityBytes: 256 << 10) { $0.reserveBytes = reserveBytes; $0.reservePieceBytes = 64 << 10 }
