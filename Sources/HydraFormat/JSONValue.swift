@@ -64,7 +64,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
     public var intValue: Int? {
         switch self {
         case .int(let value): Int(value)
-        case .double(let value) where value.rounded() == value: Int(value)
+        case .double(let value): Int(exactly: value)  // nil for fractions and for what no Int holds
         default: nil
         }
     }
@@ -94,6 +94,23 @@ public enum JSONValue: Codable, Sendable, Equatable {
         } catch {
             throw FormatError(file, "invalid JSON: \(error)")
         }
+    }
+
+    /// `text` as a JSON string literal, quotes included (for documents written by hand).
+    public static func quoted(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
     }
 
     public func encoded(pretty: Bool = false) throws -> [UInt8] {

@@ -43,29 +43,41 @@ extension Manifest {
         for (index, chunk) in chunks.enumerated() {
             guard isSHA256Hex(chunk.sha256) else { throw fail("chunk \(index) has a malformed sha256") }
             if let xxh3 = chunk.xxh3, !DigestAlgorithm.xxh3.isWellFormed(xxh3) { throw fail("chunk \(index) has a malformed xxh3") }
-            guard chunk.payloadBytes >= 0, chunk.payloadBytes % alignmentBytes == 0, chunk.storedBytes >= 0 else {
+            guard (0...Self.maxChunkBytes).contains(chunk.payloadBytes), chunk.payloadBytes % alignmentBytes == 0,
+                  (0...Self.maxChunkBytes).contains(chunk.storedBytes) else {
                 throw fail("chunk \(index) sizes are invalid")
             }
         }
         for file in files where !isSHA256Hex(file.sha256) || file.name.contains("/") {
             throw fail("file entry '\(file.name)' is malformed")
         }
+        // Overflow-checked throughout: a manifest comes from a remote store, and no number in it
+        // may stop the process that reads it.
         for tensor in tensors {
-            var total = 0
+            var total = 0, overflow = false
             for extent in tensor.extents {
                 guard extent.chunk >= 0, extent.chunk < chunks.count, extent.offset >= 0, extent.length >= 0,
-                      extent.offset + extent.length <= chunks[extent.chunk].payloadBytes else {
+                      extent.offset <= chunks[extent.chunk].payloadBytes,
+                      extent.length <= chunks[extent.chunk].payloadBytes - extent.offset else {
                     throw fail("tensor '\(tensor.name)' has an extent outside its chunk")
                 }
-                total += extent.length
+                let sum = total.addingReportingOverflow(extent.length)
+                (total, overflow) = (sum.partialValue, overflow || sum.overflow)
             }
-            guard tensor.shape.allSatisfy({ $0 >= 0 }), total == tensor.shape.reduce(1, *) * tensor.dtype.elementBytes else {
+            let needed = tensor.shape.reduce((value: tensor.dtype.elementBytes, overflow: false)) { product, dimension in
+                let next = product.value.multipliedReportingOverflow(by: dimension)
+                return (next.partialValue, product.overflow || next.overflow)
+            }
+            guard tensor.shape.allSatisfy({ $0 >= 0 }), !overflow, !needed.overflow, total == needed.value else {
                 throw fail("tensor '\(tensor.name)' extents hold \(total) bytes, not what \(tensor.dtype) \(tensor.shape) needs")
             }
         }
         for plan in stagePlans {
             for stage in plan.stages where stage.chunks.contains(where: { $0 < 0 || $0 >= chunks.count }) {
                 throw fail("stage \(stage.index) of pp=\(plan.pp) names a chunk that does not exist")
+            }
+            for stage in plan.stages where !(0...(Self.maxChunkBytes * chunks.count)).contains(stage.bytes) {
+                throw fail("stage \(stage.index) of pp=\(plan.pp) has \(stage.bytes) bytes, more than its model's chunks could hold")
             }
         }
     }

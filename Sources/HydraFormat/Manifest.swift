@@ -3,6 +3,9 @@ public struct Manifest: Encodable, Sendable, Equatable {
     public static let formatName = "hydra-store"
     public static let version = FormatVersion(major: 1, minor: 1)
     public static let alignmentBytes = 4096
+    /// The largest chunk a manifest may describe (64 GiB, far above the converter's 32 MiB):
+    /// sizes past it are refused, so no arithmetic on a manifest's numbers can overflow.
+    public static let maxChunkBytes = 1 << 36
 
     public var format: String
     public var formatVersion: String

@@ -18,6 +18,12 @@ import Testing
         #expect(try parse("\"Ġcapital ĊĊ\"") == .string("Ġcapital ĊĊ"))
     }
 
+    @Test func quotedStringsParseBack() throws {
+        for text in ["", "plain", "a\"b\\c/d", "line\nbreak\r\ttab", "\u{01}\u{1f}\u{7f}", "é🤖 Ġ"] {
+            #expect(try parse(JSONValue.quoted(text)) == .string(text), "\(text.debugDescription)")
+        }
+    }
+
     @Test func errorsNameTheProblem() throws {
         for bad in ["{", "[1,]", "{\"a\" 1}", "tru", "\"abc", "1 2", "{\"a\":\"\u{01}\"}", "\"\\x\""] {
             let error = try #require(throws: FormatError.self) { try parse(bad) }

@@ -77,9 +77,20 @@ import Testing
             let found = try problem(try edited(manifest, path, key, replacement))
             #expect(found.hasPrefix("invalid manifest: ") && found.contains(expected), "\(path) \(key): \(found)")
         }
-        // Structural checks still run after the fields read well.
-        let outside = try problem(try edited(manifest, ["tensors", "0", "extents", "0"], "chunk", .int(Int64(manifest.chunks.count))))
-        #expect(outside.contains("extent outside its chunk"))
+        // Structural checks still run after the fields read well; no number stops the reader
+        // (each of these overflowed, or trapped converting, in some naive sum or product).
+        let structural: [([String], String, JSONValue, String)] = [
+            (["tensors", "0", "extents", "0"], "chunk", .int(Int64(manifest.chunks.count)), "extent outside its chunk"),
+            (["tensors", "0", "extents", "0"], "offset", .int(.max), "extent outside its chunk"),
+            (["tensors", "0"], "shape", .array([.int(1 << 40), .int(1 << 40)]), "extents hold"),
+            (["chunks", "1"], "storedBytes", .double(1e300), "expected an integer at chunks[1].storedBytes"),
+            (["chunks", "1"], "payloadBytes", .int(1 << 62), "chunk 1 sizes are invalid"),
+            (["stagePlans", "0", "stages", "0"], "bytes", .int(-1), "has -1 bytes"),
+        ]
+        for (path, key, replacement, expected) in structural {
+            let found = try problem(try edited(manifest, path, key, replacement))
+            #expect(found.contains(expected), "\(path) \(key): \(found)")
+        }
     }
 
     @Test func notAManifestIsToldApart() throws {
