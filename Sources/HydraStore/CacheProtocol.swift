@@ -7,11 +7,16 @@ import HydraSystem
 /// manifest as the remote store served it (passed on verbatim: neither side re-encodes it), then
 /// one `chunk` frame per chunk carrying its sealed memfd, then `done` — or `error` at any point.
 /// The connection stays open while the worker holds the chunks; closing it unpins them.
+///
+/// Frames are written by hand and read field by field from the parsed JSON: a worker and the
+/// cache each paid 1–3 ms of Swift runtime look-ups for their first `JSONEncoder` or
+/// `JSONDecoder`, on the two cores the fetch itself was using. Only the status reply, neither
+/// hot nor small, goes through `Codable`.
 enum CacheProtocol {
     static let version = 2
 
-    struct Request: Codable {
-        enum Operation: String, Codable { case attach, prefetch, status }
+    struct Request {
+        enum Operation: String, CaseIterable { case attach, prefetch, status }
         var version: Int
         var op: Operation
         var model: String?
@@ -30,6 +35,32 @@ enum CacheProtocol {
             priority = order?.priority
         }
 
+        init(parsing bytes: [UInt8]) throws {
+            self.init(.status)
+            let fields = try CacheProtocol.fields(bytes, "request")
+            do {
+                version = try fields.int("version")
+                op = try fields.enumeration("op")
+                model = try fields.optionalString("model")
+                stage = try fields.optionalInt("stage")
+                pp = try fields.optionalInt("pp")
+                complement = try fields.optionalBool("complement")
+                priority = try fields.optionalEnumeration("priority")
+            } catch let problem as JSONFields.Problem {
+                throw FormatError("node cache frame", "malformed request: \(problem)")
+            }
+        }
+
+        func encoded() -> [UInt8] {
+            var members = ["\"version\":\(version)", "\"op\":\"\(op.rawValue)\""]
+            if let model { members.append("\"model\":\(JSONValue.quoted(model))") }
+            if let stage { members.append("\"stage\":\(stage)") }
+            if let pp { members.append("\"pp\":\(pp)") }
+            if let complement { members.append("\"complement\":\(complement)") }
+            if let priority { members.append("\"priority\":\"\(priority.rawValue)\"") }
+            return CacheProtocol.object(members)
+        }
+
         /// The order named by an attach or prefetch request, checked field by field.
         func order() throws -> CacheOrder {
             guard let model else { throw FormatError("request", "'model' is missing") }
@@ -42,7 +73,7 @@ enum CacheProtocol {
     }
 
     struct Reply: Codable {
-        enum Event: String, Codable { case attached, chunk, done, ordered, status, error }
+        enum Event: String, Codable, CaseIterable { case attached, chunk, done, ordered, status, error }
         var event: Event
         var message: String?
         var indices: [Int]?
@@ -53,13 +84,44 @@ enum CacheProtocol {
 
         init(_ event: Event) { self.event = event }
         static func error(_ message: String) -> Reply { var reply = Reply(.error); reply.message = message; return reply }
+
+        init(parsing frame: [UInt8]) throws {
+            let fields = try CacheProtocol.fields(frame, "reply")
+            do {
+                self.init(try fields.enumeration("event"))
+                if event == .status {
+                    do { self = try JSONDecoder().decode(Reply.self, from: Data(frame)) } catch {
+                        throw FormatError("node cache frame", "malformed status reply: \(describe(error))")
+                    }
+                    return
+                }
+                message = try fields.optionalString("message")
+                indices = fields.members["indices"] == nil ? nil : try fields.ints("indices")
+                index = try fields.optionalInt("index")
+                chunks = try fields.optionalInt("chunks")
+                self.bytes = try fields.optionalInt("bytes")
+            } catch let problem as JSONFields.Problem {
+                throw FormatError("node cache frame", "malformed reply: \(problem)")
+            }
+        }
+
+        func encoded() throws -> [UInt8] {
+            if status != nil { return Array(try JSONEncoder().encode(self)) }
+            var members = ["\"event\":\"\(event.rawValue)\""]
+            if let message { members.append("\"message\":\(JSONValue.quoted(message))") }
+            if let indices { members.append("\"indices\":[\(indices.map(String.init).joined(separator: ","))]") }
+            for (key, value) in [("index", index), ("chunks", chunks), ("bytes", bytes)] {
+                if let value { members.append("\"\(key)\":\(value)") }
+            }
+            return CacheProtocol.object(members)
+        }
     }
 
-    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] { Array(try JSONEncoder().encode(value)) }
+    private static func object(_ members: [String]) -> [UInt8] { Array("{\(members.joined(separator: ","))}".utf8) }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
-        do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
-            throw FormatError("node cache frame", "malformed \(type): \(describe(error))")
+    private static func fields(_ bytes: [UInt8], _ what: String) throws -> JSONFields {
+        do { return try JSONFields(try JSONValue.parse(bytes, file: "node cache frame"), path: "") } catch let problem as JSONFields.Problem {
+            throw FormatError("node cache frame", "malformed \(what): \(problem)")
         }
     }
 }

@@ -12,7 +12,7 @@ public enum NodeCacheClient {
     /// Attaches to `order`: the manifest and chunk list arrive first, then chunks as they land.
     public static func attach(socketPath: String, order: CacheOrder) throws -> CacheAttachment {
         let connection = try FrameSocket.connect(to: socketPath)
-        try connection.send(CacheProtocol.encode(CacheProtocol.Request(.attach, order: order)))
+        try connection.send(CacheProtocol.Request(.attach, order: order).encoded())
         let reply = try receiveReply(connection)
         guard reply.event == .attached, let indices = reply.indices else {
             throw Failure(message: "expected 'attached', got '\(reply.event.rawValue)'")
@@ -41,14 +41,14 @@ public enum NodeCacheClient {
 
     static func exchange(_ socketPath: String, _ request: CacheProtocol.Request) throws -> CacheProtocol.Reply {
         let connection = try FrameSocket.connect(to: socketPath)
-        try connection.send(CacheProtocol.encode(request))
+        try connection.send(request.encoded())
         return try receiveReply(connection)
     }
 
     static func receiveReply(_ connection: FrameSocket) throws -> CacheProtocol.Reply {
         guard let frame = try connection.receive() else { throw Failure(message: "the cache closed the connection") }
         frame.closeDescriptor()
-        let reply = try CacheProtocol.decode(CacheProtocol.Reply.self, frame.bytes)
+        let reply = try CacheProtocol.Reply(parsing: frame.bytes)
         if reply.event == .error { throw Failure(message: reply.message ?? "unspecified error") }
         return reply
     }
@@ -79,7 +79,7 @@ public final class CacheAttachment: @unchecked Sendable {
     public func next() throws -> Chunk? {
         guard let frame = try connection.receive() else { throw NodeCacheClient.Failure(message: "the cache closed the connection mid-stream") }
         let reply: CacheProtocol.Reply
-        do { reply = try CacheProtocol.decode(CacheProtocol.Reply.self, frame.bytes) } catch {
+        do { reply = try CacheProtocol.Reply(parsing: frame.bytes) } catch {
             frame.closeDescriptor()
             throw error
         }

@@ -30,7 +30,7 @@ public final class NodeCacheServer: @unchecked Sendable {
                 return true
             }
             guard admitted else {
-                try? connection.send(CacheProtocol.encode(CacheProtocol.Reply.error("node cache busy: \(maxConnections) connections open")))
+                try? connection.send(CacheProtocol.Reply.error("node cache busy: \(maxConnections) connections open").encoded())
                 continue
             }
             open.withValue { $0[ObjectIdentifier(connection)] = connection }
@@ -62,7 +62,7 @@ public final class NodeCacheServer: @unchecked Sendable {
         do {
             guard let frame = try connection.receive() else { return }
             frame.closeDescriptor()  // requests carry no descriptors
-            let request = try CacheProtocol.decode(CacheProtocol.Request.self, frame.bytes)
+            let request = try CacheProtocol.Request(parsing: frame.bytes)
             guard request.version == CacheProtocol.version else {
                 throw FormatError("request", "protocol version \(request.version) is not supported (this cache speaks \(CacheProtocol.version))")
             }
@@ -70,19 +70,19 @@ public final class NodeCacheServer: @unchecked Sendable {
             case .status:
                 var reply = CacheProtocol.Reply(.status)
                 reply.status = cache.status()
-                try connection.send(CacheProtocol.encode(reply))
+                try connection.send(reply.encoded())
             case .prefetch:
                 let chunks = try cache.prefetch(try request.order())
                 var reply = CacheProtocol.Reply(.ordered)
                 reply.chunks = chunks.count
                 reply.bytes = chunks.reduce(0) { $0 + $1.storedBytes }
-                try connection.send(CacheProtocol.encode(reply))
+                try connection.send(reply.encoded())
             case .attach:
                 try stream(try request.order(), to: connection)
             }
         } catch {
             logger.warning("node cache request failed", metadata: ["error": "\(error)"])
-            try? connection.send(CacheProtocol.encode(CacheProtocol.Reply.error("\(error)")))
+            try? connection.send(CacheProtocol.Reply.error("\(error)").encoded())
         }
     }
 
@@ -93,18 +93,18 @@ public final class NodeCacheServer: @unchecked Sendable {
         defer { subscription.cancel() }
         var attached = CacheProtocol.Reply(.attached)
         attached.indices = subscription.indices
-        try connection.send(CacheProtocol.encode(attached))
+        try connection.send(attached.encoded())
         try connection.send(subscription.manifestBytes)
         while let event = subscription.next() {
             switch event {
             case .chunk(let index, _, let memory):
                 var reply = CacheProtocol.Reply(.chunk)
                 reply.index = index
-                try connection.send(CacheProtocol.encode(reply), fd: memory.fd)
+                try connection.send(reply.encoded(), fd: memory.fd)
             case .done:
-                try connection.send(CacheProtocol.encode(CacheProtocol.Reply(.done)))
+                try connection.send(CacheProtocol.Reply(.done).encoded())
             case .failed(let message):
-                try connection.send(CacheProtocol.encode(CacheProtocol.Reply.error(message)))
+                try connection.send(CacheProtocol.Reply.error(message).encoded())
                 return
             }
         }

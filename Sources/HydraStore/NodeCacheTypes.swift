@@ -4,7 +4,7 @@ import HydraSystem
 /// What a prefetch or an attach asks of the node cache: stage `stage` of a `pp`-stage plan of
 /// `model`, or with `complement` every chunk of the model that stage does not hold.
 public struct CacheOrder: Sendable, Equatable, CustomStringConvertible {
-    public enum Priority: String, Codable, Sendable, Comparable {
+    public enum Priority: String, Codable, Sendable, Comparable, CaseIterable {
         case low, high
         public static func < (a: Priority, b: Priority) -> Bool { a == .low && b == .high }
     }

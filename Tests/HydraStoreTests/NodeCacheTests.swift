@@ -287,13 +287,25 @@ import HydraSystem
                 _ = try await node.receiveAll(CacheOrder(model: "m", stage: 5, pp: 2))
             })
             #expect(badStage.message.contains("'stage' must be 0…1"))
-            for garbage in [Array("{not json".utf8), Array("{\"version\":1,\"op\":\"explode\"}".utf8), Array("{\"version\":9,\"op\":\"status\"}".utf8)] {
-                let reply = try await offPool { () -> String in
+            // A name with quotes and a line break comes back intact inside the error's JSON.
+            let oddName = "a\"b\nc\\"
+            let odd = try #require(await #expect(throws: NodeCacheClient.Failure.self) { _ = try await node.receiveAll(CacheOrder(model: oddName)) })
+            #expect(odd.message.contains("\(oddName): invalid model name"))
+            let garbage: [(String, String)] = [
+                ("{not json", "invalid JSON"),
+                ("[2]", "expected an object at top level"),
+                ("{\"version\":2,\"op\":\"explode\"}", "'explode' at op is not one of 'attach', 'prefetch', 'status'"),
+                ("{\"version\":\"2\",\"op\":\"status\"}", "expected an integer at version"),
+                ("{\"version\":2,\"op\":\"attach\",\"model\":\"m\",\"pp\":1e300}", "expected an integer at pp"),
+                ("{\"version\":9,\"op\":\"status\"}", "protocol version 9 is not supported"),
+            ]
+            for (frame, problem) in garbage {
+                let reply = try await offPool { () -> CacheProtocol.Reply in
                     let connection = try FrameSocket.connect(to: path)
-                    try connection.send(garbage)
-                    return String(decoding: try connection.receive()?.bytes ?? [], as: UTF8.self)
+                    try connection.send(Array(frame.utf8))
+                    return try CacheProtocol.Reply(parsing: try connection.receive()?.bytes ?? [])
                 }
-                #expect(reply.contains("\"error\""), "reply to \(String(decoding: garbage, as: UTF8.self)): \(reply)")
+                #expect(reply.event == .error && reply.message?.contains(problem) == true, "reply to \(frame): \(reply)")
             }
             // A truncated frame (length says 100, 3 bytes sent, then hang-up) is survived too.
             try await offPool {
