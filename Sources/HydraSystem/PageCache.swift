@@ -18,21 +18,50 @@ public enum PageCache {
 }
 
 extension SharedFile {
-    /// Whether the `length` bytes at `offset` are in the page cache. Every page is counted by
-    /// one cachestat(2) call where the kernel has it (Linux 6.5); elsewhere judged by the first
-    /// and last pages and one page in every `stride` between (mincore on a throwaway mapping:
-    /// checking every page costs ~0.1 µs each, while the page cache evicts in runs, so a
-    /// sample tells nearly as well). Nothing is read or faulted in. False when it cannot tell:
-    /// the kernel reports page-cache residency only to a file's owner or writers, so a server
-    /// reading someone else's files always answers "not resident".
+    /// How many of the pages holding the `length` bytes at `offset` are in the page cache, by
+    /// one cachestat(2) call; nil where the kernel lacks it (before 6.5) or will not tell: it
+    /// reports residency only to a file's owner or writers.
+    public func cachedPages(offset: Int, length: Int) -> (cached: Int, pages: Int)? {
+        let (start, span, pages) = Self.pageSpan(offset: offset, length: length)
+        guard pages > 0 else { return (0, 0) }
+        let cached = chydra_cached_pages(fd, UInt64(start), UInt64(span))
+        return cached >= 0 ? (min(Int(cached), pages), pages) : nil
+    }
+
+    /// Whether every page of the `length` bytes at `offset` is in the page cache: counted by
+    /// cachestat, or else judged by the first and last pages and one page in every `stride`
+    /// between (mincore on a throwaway mapping; the page cache evicts in runs, so a sample
+    /// tells nearly as well). Nothing is read or faulted in. False when it cannot tell.
     public func isInPageCache(offset: Int, length: Int, stride: Int = 64) -> Bool {
-        guard length > 0 else { return true }
+        if let count = cachedPages(offset: offset, length: length) { return count.cached == count.pages }
+        return sampledResidency(offset: offset, length: length, stride: stride)
+    }
+
+    /// Whether nearly all of the `length` bytes at `offset` are in the page cache: at most one
+    /// page in `stride` missing by cachestat's count (or the mincore sample where it is not
+    /// available). A server sends such a range from the page cache: the kernel's reclaim (DAMON
+    /// on this VM) drops a few pages of a warm file now and then, and sending the whole range
+    /// through user space for their sake cost 8 reader threads' work per request.
+    public func isMostlyInPageCache(offset: Int, length: Int, stride: Int = 64) -> Bool {
+        guard let count = cachedPages(offset: offset, length: length) else {
+            return sampledResidency(offset: offset, length: length, stride: stride)
+        }
+        return (count.pages - count.cached) * max(stride, 1) <= count.pages
+    }
+
+    private static func pageSpan(offset: Int, length: Int) -> (start: Int, span: Int, pages: Int) {
+        guard length > 0 else { return (offset, 0, 0) }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = offset / page * page
         let span = offset + length - start
-        let pages = (span + page - 1) / page
-        let cached = chydra_cached_pages(fd, UInt64(start), UInt64(span))
-        if cached >= 0 { return cached >= pages }
+        return (start, span, (span + page - 1) / page)
+    }
+
+    /// The mincore sample (what kernels without cachestat get; internal for tests).
+    func sampledResidency(offset: Int, length: Int, stride: Int) -> Bool {
+        let (start, span, pages) = Self.pageSpan(offset: offset, length: length)
+        guard pages > 0 else { return true }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         guard let mapping = mmap(nil, span, PROT_READ, MAP_SHARED, fd, off_t(start)), mapping != MAP_FAILED else { return false }
         defer { munmap(mapping, span) }
         var resident: UInt8 = 0
