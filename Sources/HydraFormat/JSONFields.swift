@@ -19,54 +19,36 @@ public struct JSONFields: Sendable {
 
     private func at(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    private func required(_ key: String) throws -> JSONValue {
-        guard let value = members[key], value != .null else { throw Problem(description: "missing key '\(key)' at \(path.isEmpty ? "top level" : path)") }
-        return value
-    }
+    private func missing(_ key: String) -> Problem { Problem(description: "missing key '\(key)' at \(path.isEmpty ? "top level" : path)") }
 
     private func mistyped(_ key: String, _ expected: String) -> Problem { Problem(description: "expected \(expected) at \(at(key))") }
 
-    public func value(_ key: String) throws -> JSONValue { try required(key) }
+    /// Member `key` as `read` makes it: nil when absent or null, a problem naming `expected` when
+    /// `read` refuses it.
+    private func optional<T>(_ key: String, _ expected: String, _ read: (JSONValue) -> T?) throws -> T? {
+        guard let value = members[key], value != .null else { return nil }
+        guard let typed = read(value) else { throw mistyped(key, expected) }
+        return typed
+    }
 
-    public func int(_ key: String) throws -> Int {
-        guard let value = try required(key).intValue else { throw mistyped(key, "an integer") }
+    private func required<T>(_ key: String, _ value: T?) throws -> T {
+        guard let value else { throw missing(key) }
         return value
     }
 
-    public func optionalInt(_ key: String) throws -> Int? {
-        guard let value = members[key], value != .null else { return nil }
-        guard let int = value.intValue else { throw mistyped(key, "an integer") }
-        return int
-    }
+    public func value(_ key: String) throws -> JSONValue { try required(key, optional(key, "a value") { $0 }) }
+    public func int(_ key: String) throws -> Int { try required(key, optionalInt(key)) }
+    public func optionalInt(_ key: String) throws -> Int? { try optional(key, "an integer", \.intValue) }
+    public func string(_ key: String) throws -> String { try required(key, optionalString(key)) }
+    public func optionalString(_ key: String) throws -> String? { try optional(key, "a string", \.stringValue) }
+    public func bool(_ key: String) throws -> Bool { try required(key, optionalBool(key)) }
+    public func optionalBool(_ key: String) throws -> Bool? { try optional(key, "true or false", \.boolValue) }
 
-    public func string(_ key: String) throws -> String {
-        guard let value = try required(key).stringValue else { throw mistyped(key, "a string") }
-        return value
-    }
-
-    public func optionalString(_ key: String) throws -> String? {
-        guard let value = members[key], value != .null else { return nil }
-        guard let string = value.stringValue else { throw mistyped(key, "a string") }
-        return string
-    }
-
-    public func bool(_ key: String) throws -> Bool {
-        guard let value = try required(key).boolValue else { throw mistyped(key, "true or false") }
-        return value
-    }
-
-    public func optionalBool(_ key: String) throws -> Bool? {
-        guard let value = members[key], value != .null else { return nil }
-        guard let bool = value.boolValue else { throw mistyped(key, "true or false") }
-        return bool
-    }
-
-    public func object(_ key: String) throws -> JSONFields { try JSONFields(try required(key), path: at(key)) }
+    public func object(_ key: String) throws -> JSONFields { try JSONFields(try value(key), path: at(key)) }
 
     /// A string member that must be one of `T`'s raw values.
     public func enumeration<T: RawRepresentable & CaseIterable>(_ key: String, _: T.Type = T.self) throws -> T where T.RawValue == String {
-        guard let value = try optionalEnumeration(key, T.self) else { throw Problem(description: "missing key '\(key)' at \(path.isEmpty ? "top level" : path)") }
-        return value
+        try required(key, optionalEnumeration(key, T.self))
     }
 
     public func optionalEnumeration<T: RawRepresentable & CaseIterable>(_ key: String, _: T.Type = T.self) throws -> T? where T.RawValue == String {
@@ -79,7 +61,7 @@ public struct JSONFields: Sendable {
 
     /// An array member, each element read by `element` with its index in the path.
     public func array<T>(_ key: String, _ element: (JSONValue, String) throws -> T) throws -> [T] {
-        guard case .array(let values) = try required(key) else { throw mistyped(key, "an array") }
+        guard case .array(let values) = try value(key) else { throw mistyped(key, "an array") }
         var result: [T] = []
         result.reserveCapacity(values.count)
         for (index, value) in values.enumerated() { result.append(try element(value, "\(at(key))[\(index)]")) }
