@@ -47,7 +47,7 @@ import HydraSystem
             let reserveBytes = suited.reduce(0) { $0 + classes.pieceBytes(for: $1)! } + classes.classes.count * (64 << 10)
             #expect(suited.count > 0 && Set(suited.map { classes.pieceBytes(for: $0)! }).count > 1, "chunks of several classes")
 
-            let delay = 1.0
+            let delay = 2.0  // far above any pause of this test thread between the last chunk and the checks below
             let node = try CachedNode(remotes: [served.port]) {
                 $0.reserveBytes = reserveBytes
                 $0.reservePieceBytes = 64 << 10
@@ -62,7 +62,7 @@ import HydraSystem
             let landed = ContinuousClock.now
             #expect(node.cache.status().chunksFromReserve == suited.count)
             #expect(node.cache.status().reservedBytes < filled)
-            for _ in 0..<500 where node.cache.status().reservedBytes < filled { try await Task.sleep(for: .milliseconds(10)) }
+            for _ in 0..<700 where node.cache.status().reservedBytes < filled { try await Task.sleep(for: .milliseconds(10)) }
             #expect(node.cache.status().reservedBytes >= filled)
             #expect(ContinuousClock.now - landed > .seconds(delay * 0.8), "refilled only after the delay")
 
