@@ -143,7 +143,26 @@ final class DirectBodyConnection {
         }
         origin = "\(scheme)://\(hostHeader)"
         socket = fd
+        Self.fixReceiveBuffer(fd)
         return nil
+    }
+
+    /// A chunk connection's receive buffer: 4 MiB from the first byte where the kernel allows
+    /// that much (`net.core.rmem_max`), instead of TCP's autotuning, which starts a connection
+    /// at 128 KiB and grows it with what the application reads. Same-run A/B over loopback,
+    /// through a fresh node cache: SmolLM2 0.163 → 0.143 s at one connection, 0.119 → 0.107 s at
+    /// four, the 2 GB model 0.847 → 0.765 s. Where `rmem_max` is lower (212992 on a stock
+    /// kernel) a request would be capped there, below what autotuning reaches on a fast link:
+    /// autotuning is left alone.
+    static let receiveBufferBytes: Int32? = {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/core/rmem_max", encoding: .utf8),
+              let limit = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), limit >= 4 << 20 else { return nil }
+        return 4 << 20
+    }()
+
+    static func fixReceiveBuffer(_ fd: Int32) {
+        guard var bytes = receiveBufferBytes else { return }
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
     }
 
     private struct Exchange {

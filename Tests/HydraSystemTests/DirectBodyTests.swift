@@ -1,3 +1,5 @@
+import Foundation
+import Glibc
 import Testing
 @testable import HydraSystem
 
@@ -31,5 +33,32 @@ import Testing
         #expect(DirectBodyConnection.blankLine(in: bytes[...], from: 0) == 21)
         #expect(DirectBodyConnection.blankLine(in: bytes[..<24], from: 0) == nil)
         #expect(DirectBodyConnection.blankLine(in: bytes[...], from: 20) == 21)
+    }
+}
+
+/// A chunk connection's receive buffer is fixed at 4 MiB where `net.core.rmem_max` allows it,
+/// and left to TCP's autotuning where it does not.
+@Suite struct ReceiveBufferTests {
+    @Test func fixedWhereTheKernelAllowsIt() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        func current() -> Int32 {
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, &length)
+            return value
+        }
+        let before = current()
+        DirectBodyConnection.fixReceiveBuffer(fd)
+        let limit = Int((try? String(contentsOfFile: "/proc/sys/net/core/rmem_max", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        if limit >= 4 << 20 {
+            #expect(DirectBodyConnection.receiveBufferBytes == 4 << 20)
+            #expect(current() >= 4 << 20, "the kernel keeps twice the request for its bookkeeping")
+        } else {
+            #expect(DirectBodyConnection.receiveBufferBytes == nil)
+            #expect(current() == before)
+        }
     }
 }
