@@ -146,13 +146,12 @@ public struct RemoteStoreServer: Sendable {
         }
         headers[.contentLength] = String(max(range.count, 0))
         guard sendBody, length > 0 else { return Response(status: status, headers: headers) }
-        if sendsFiles && file.isMostlyInPageCache(offset: range.first, length: range.count) {
+        let residency = sendsFiles ? file.residency(offset: range.first, length: range.count) : .cold
+        if residency != .cold {
             // Page cache → socket by sendfile (SendfileChannel.swift); the few pages reclaim may
             // have dropped are read back in ahead of it. Ranges not yet cached take the io_uring
             // path below, which caches them for the next request.
-            if !file.isInPageCache(offset: range.first, length: range.count) {
-                _ = posix_fadvise(file.fd, off_t(range.first), off_t(range.count), POSIX_FADV_WILLNEED)
-            }
+            if residency == .mostly { _ = posix_fadvise(file.fd, off_t(range.first), off_t(range.count), POSIX_FADV_WILLNEED) }
             headers[HTTPField.Name(SendfileHandler.header)!] = SendfileHandler.value(hash: hash, first: range.first, last: range.last)
             return Response(status: status, headers: headers)
         }

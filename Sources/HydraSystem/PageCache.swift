@@ -33,20 +33,23 @@ extension SharedFile {
     /// between (mincore on a throwaway mapping; the page cache evicts in runs, so a sample
     /// tells nearly as well). Nothing is read or faulted in. False when it cannot tell.
     public func isInPageCache(offset: Int, length: Int, stride: Int = 64) -> Bool {
-        if let count = cachedPages(offset: offset, length: length) { return count.cached == count.pages }
-        return sampledResidency(offset: offset, length: length, stride: stride)
+        residency(offset: offset, length: length, stride: stride) == .whole
     }
 
-    /// Whether nearly all of the `length` bytes at `offset` are in the page cache: at most one
-    /// page in `stride` missing by cachestat's count (or the mincore sample where it is not
-    /// available). A server sends such a range from the page cache: the kernel's reclaim (DAMON
-    /// on this VM) drops a few pages of a warm file now and then, and sending the whole range
-    /// through user space for their sake cost 8 reader threads' work per request.
-    public func isMostlyInPageCache(offset: Int, length: Int, stride: Int = 64) -> Bool {
+    public enum Residency: Sendable { case whole, mostly, cold }
+
+    /// How much of the `length` bytes at `offset` the page cache holds: every page (`whole`), all
+    /// but at most one page in `stride` by cachestat's count (`mostly`), or less (`cold`); where
+    /// cachestat is not available, the mincore sample says `whole` or `cold`. A server sends a
+    /// `mostly` range from the page cache too: the kernel's reclaim (DAMON on this VM) drops a
+    /// few pages of a warm file now and then, and sending the whole range through user space for
+    /// their sake cost 8 reader threads' work per request.
+    public func residency(offset: Int, length: Int, stride: Int = 64) -> Residency {
         guard let count = cachedPages(offset: offset, length: length) else {
-            return sampledResidency(offset: offset, length: length, stride: stride)
+            return sampledResidency(offset: offset, length: length, stride: stride) ? .whole : .cold
         }
-        return (count.pages - count.cached) * max(stride, 1) <= count.pages
+        if count.cached == count.pages { return .whole }
+        return (count.pages - count.cached) * max(stride, 1) <= count.pages ? .mostly : .cold
     }
 
     private static func pageSpan(offset: Int, length: Int) -> (start: Int, span: Int, pages: Int) {

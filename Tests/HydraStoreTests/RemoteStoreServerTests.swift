@@ -116,11 +116,11 @@ import HydraSystem
             // Pages the last response's socket buffers still reference cannot be dropped until
             // the kernel frees those buffers (deferred): evict until the server would see it cold.
             let chunkFile = SharedFile(try FileDescriptor.open(served.entry.store.chunkPath(chunk.sha256)))
-            for _ in 0..<100 where chunkFile.isMostlyInPageCache(offset: 0, length: bytes.count) {
+            for _ in 0..<100 where chunkFile.residency(offset: 0, length: bytes.count) != .cold {
                 PageCache.evict(chunkFile.path)
                 try await Task.sleep(for: .milliseconds(10))
             }
-            #expect(!chunkFile.isMostlyInPageCache(offset: 0, length: bytes.count))
+            #expect(chunkFile.residency(offset: 0, length: bytes.count) == .cold)
             let cold = try await get()
             #expect(cold.body == bytes)
             #expect(cold.reads == (bytes.count + (16 << 10) - 1) / (16 << 10))  // 16 KiB pieces (ServedStore)

@@ -27,7 +27,7 @@ import Testing
         #expect(file.isInPageCache(offset: middle + 100, length: 3000))
         #expect(!file.isInPageCache(offset: 0, length: size))
         #expect(!file.isInPageCache(offset: middle, length: 8192))
-        #expect(!file.isMostlyInPageCache(offset: 0, length: size))
+        #expect(file.residency(offset: 0, length: size) == .cold)
         #expect(file.sampledResidency(offset: middle + 100, length: 3000, stride: 64))
         #expect(!file.sampledResidency(offset: 0, length: size, stride: 64))
     }
@@ -55,8 +55,8 @@ import Testing
         cacheAllBut(500..<508)
         #expect(file.cachedPages(offset: 0, length: size)?.cached == size / page - 8)
         #expect(!file.isInPageCache(offset: 0, length: size))
-        #expect(file.isMostlyInPageCache(offset: 0, length: size))
+        #expect(file.residency(offset: 0, length: size) == .mostly)
         cacheAllBut(0..<(size / page / 16))
-        #expect(!file.isMostlyInPageCache(offset: 0, length: size))
+        #expect(file.residency(offset: 0, length: size) == .cold)
     }
 }
