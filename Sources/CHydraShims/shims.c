@@ -114,3 +114,5 @@ long long chydra_cached_pages(int fd, unsigned long long offset, unsigned long l
     if (syscall(__NR_cachestat, fd, &range, &stat, 0) != 0) return -1;
     return (long long)stat.nr_cache;
 }
+
+int chydra_thread_id(void) { return (int)syscall(SYS_gettid); }

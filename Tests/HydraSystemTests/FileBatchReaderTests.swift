@@ -43,6 +43,24 @@ import Testing
         }
     }
 
+    /// A warm buffered read is copied by the ring's io_uring workers (threads of this process
+    /// named iou-wrk-<the ring thread's id>), not inline by the ring's one thread: the copy then
+    /// runs on every core.
+    @Test func bufferedReadsRunOnTheKernelWorkers() async throws {
+        guard case .success(let reader) = IOUringBatchReader.make(queueDepth: 8) else { return }  // no io_uring here
+        let size = 16 << 20
+        let path = try Self.makeFile(size: size)  // just written: in the page cache
+        defer { unlink(path) }
+        let file = try FileReaders.open(path, direct: false)
+        let buffer = SharedBuffer(count: size)
+        try await reader.read([FileRead(fd: file.rawValue, offset: 0, length: size, buffer: buffer.baseAddress, path: path)])
+        #expect(Array(UnsafeRawBufferPointer(buffer.bytes)) == Self.expected(0..<size))
+        let workers = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").filter { task in
+            (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) == "iou-wrk-\(reader.threadID.value)\n"
+        }
+        #expect(!workers.isEmpty, "no io_uring worker thread copied the buffered read")
+    }
+
     @Test func readPastTheEndIsAShortRead() async throws {
         let path = try Self.makeFile(size: 10_000)
         defer { unlink(path) }

@@ -41,4 +41,7 @@ int chydra_is_tmpfs(const char *path);
 // cache, or -1 with errno (ENOSYS on older kernels, EPERM where mincore would refuse too).
 long long chydra_cached_pages(int fd, unsigned long long offset, unsigned long long length);
 
+// The calling thread's kernel id (glibc's gettid is not in Swift's Glibc module).
+int chydra_thread_id(void);
+
 #endif
