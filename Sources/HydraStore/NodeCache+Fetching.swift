@@ -190,12 +190,16 @@ extension NodeCache {
 
     /// The reserve's first mix: the chunk sizes of every model in the first remote store that
     /// lists them (at most 256 manifests). A store that cannot be asked leaves the default mix.
+    /// The manifests are kept: an order for one of those models then only checks that its
+    /// manifest is current (`currentManifest`).
     func expectStoredChunks(_ reserve: SharedMemoryReserve) {
         for remote in configuration.remotes {
             let fetcher = RemoteFetcher(baseURL: remote, token: configuration.token, caFile: configuration.caFile)
             do {
                 for name in try fetcher.modelNames().prefix(256) {
-                    for chunk in Set(try fetcher.manifest(name).chunks.map { ChunkSize(sha256: $0.sha256, bytes: $0.storedBytes) }) {
+                    let document = try fetcher.manifestDocument(name)
+                    condition.withLock { if manifests[name] == nil { manifests[name] = document } }
+                    for chunk in Set(document.manifest.chunks.map { ChunkSize(sha256: $0.sha256, bytes: $0.storedBytes) }) {
                         reserve.expect(chunk.bytes)
                     }
                 }

@@ -59,6 +59,7 @@ public final class NodeCache: @unchecked Sendable {
     // Everything below is guarded by `condition`.
     var entries: [String: Entry] = [:]
     var queue: [Entry] = []
+    /// Manifests known, by model: checked with the store (ETag) before each order uses one.
     var manifests: [String: RemoteFetcher.ManifestDocument] = [:]
     var subscriptions = 0
     var usedBytes = 0
@@ -177,26 +178,61 @@ public final class NodeCache: @unchecked Sendable {
 
     // MARK: - Orders
 
-    /// The manifest (fetched once per model, from the first remote that has it) and the chunk
-    /// indices the order names.
+    /// The model's current manifest and the chunk indices the order names.
     func resolve(_ order: CacheOrder) throws -> (RemoteFetcher.ManifestDocument, [Int]) {
         guard StoreDirectory.isValidModelName(order.model) else { throw FormatError(order.model, "invalid model name") }
-        let document = try condition.withLock { manifests[order.model] } ?? fetchManifest(order.model)
+        let document = try currentManifest(order)
         return (document, try document.manifest.chunkIndices(stage: order.stage, of: order.pp, complement: order.complement))
     }
 
-    func fetchManifest(_ name: String) throws -> RemoteFetcher.ManifestDocument {
+    /// The manifest as the store has it now. One this cache already knows (from an earlier order,
+    /// or learned with the reserve's mix) is checked with a conditional request — a round trip,
+    /// no body, no decoding — and its chunks for `order` are queued before asking, so the fetch
+    /// starts meanwhile: chunks are named by their content, so a manifest that turns out stale
+    /// costs at most bytes fetched in vain. When no store can be reached the known one stays in
+    /// use (its chunks may all be here); a store that answers with an error (the model removed,
+    /// a refused token) fails the order.
+    func currentManifest(_ order: CacheOrder) throws -> RemoteFetcher.ManifestDocument {
+        guard let known = condition.withLock({ manifests[order.model] }) else { return try fetchManifest(order.model, known: nil)! }
+        if let indices = try? known.manifest.chunkIndices(stage: order.stage, of: order.pp, complement: order.complement) {
+            condition.withLock {
+                for index in indices { _ = entryLocked(known.manifest.chunks[index], priority: order.priority) }
+                condition.broadcast()
+            }
+        }
+        do {
+            return try fetchManifest(order.model, known: known) ?? known
+        } catch let error as ManifestUnavailable where error.unreachable {
+            logger.warning("no store reachable to check the manifest; using the one known", metadata: ["model": "\(order.model)", "problem": "\(error)"])
+            return known
+        }
+    }
+
+    /// `name`'s manifest from the first remote that answers (and remembered), or nil when that
+    /// remote says `known` is still current.
+    func fetchManifest(_ name: String, known: RemoteFetcher.ManifestDocument?) throws -> RemoteFetcher.ManifestDocument? {
         var problems: [String] = []
+        var answered = false
         for remote in configuration.remotes {
             do {
-                let document = try RemoteFetcher(baseURL: remote, token: configuration.token, caFile: configuration.caFile).manifestDocument(name)
+                let fetcher = RemoteFetcher(baseURL: remote, token: configuration.token, caFile: configuration.caFile)
+                guard let document = try fetcher.revalidate(name, known: known) else { return nil }
                 condition.withLock { manifests[name] = document }
                 return document
             } catch {
+                if !(error is HTTPClient.Failure) { answered = true }
                 problems.append("\(error)")
             }
         }
-        throw FormatError(name, "no remote store could provide the manifest: " + problems.joined(separator: "; "))
+        throw ManifestUnavailable(name: name, problems: problems, unreachable: !answered)
+    }
+
+    /// No remote store provided a manifest; `unreachable` when none answered at all.
+    struct ManifestUnavailable: Error, CustomStringConvertible {
+        let name: String
+        let problems: [String]
+        let unreachable: Bool
+        var description: String { "\(name): no remote store could provide the manifest: " + problems.joined(separator: "; ") }
     }
 
     /// The entry for `chunk`, queued for fetching if it is new; a higher priority upgrades it.

@@ -33,18 +33,28 @@ public struct RemoteFetcher: Sendable {
 
     public func manifest(_ name: String) throws -> Manifest { try manifestDocument(name).manifest }
 
-    /// A model's manifest, decoded, and the bytes it was decoded from.
+    /// A model's manifest, decoded, the bytes it was decoded from and the store's ETag for them.
     public struct ManifestDocument: Sendable {
         public let manifest: Manifest
         public let bytes: [UInt8]
+        /// The store's validator for these bytes (nil from a store that sends none).
+        public var etag: String? = nil
     }
 
     public func manifestDocument(_ name: String) throws -> ManifestDocument {
+        try revalidate(name, known: nil)!
+    }
+
+    /// `name`'s manifest unless `known` is still the store's (nil then): with an ETag, the
+    /// request is conditional, so an unchanged manifest costs one round trip and no body.
+    public func revalidate(_ name: String, known: ManifestDocument?) throws -> ManifestDocument? {
         guard StoreDirectory.isValidModelName(name) else { throw FormatError(name, "invalid model name") }
         let url = "\(baseURL)/v1/models/\(name)/manifest"
-        let response = try HTTPClient(bearerToken: token, caFile: caFile).get(url)
+        let condition = known?.etag.map { ["If-None-Match: \($0)"] } ?? []
+        let response = try HTTPClient(bearerToken: token, caFile: caFile).get(url, headers: condition, wanted: ["ETag"])
+        if response.status == 304, known != nil { return nil }
         try Self.check(response.status, url: url)
-        return ManifestDocument(manifest: try Manifest.decode(response.body, file: url), bytes: response.body)
+        return ManifestDocument(manifest: try Manifest.decode(response.body, file: url), bytes: response.body, etag: response.headers["etag"])
     }
 
     /// The store's model names (`GET /v1/models`).

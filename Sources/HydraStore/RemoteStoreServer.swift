@@ -80,8 +80,8 @@ public struct RemoteStoreServer: Sendable {
         router.add(middleware: BearerTokenMiddleware(token: configuration.token))
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/v1/models") { _, _ in try modelList() }
-        router.get("/v1/models/:name/manifest") { _, context in
-            try manifest(context.parameters.require("name"))
+        router.get("/v1/models/:name/manifest") { request, context in
+            try manifest(context.parameters.require("name"), ifNoneMatch: request.headers[.ifNoneMatch])
         }
         router.get("/v1/chunks/:hash") { request, context in
             try await chunk(context.parameters.require("hash"), request: request, sendBody: true)
@@ -104,14 +104,23 @@ public struct RemoteStoreServer: Sendable {
         return Self.json(body)
     }
 
-    func manifest(_ name: String) throws -> Response {
+    /// A model's manifest with its ETag (the XXH3 of its bytes), or 304 Not Modified when the
+    /// client's `If-None-Match` names it: a node cache that learned the manifest earlier checks
+    /// it is still current in one short round trip.
+    func manifest(_ name: String, ifNoneMatch: String?) throws -> Response {
         guard StoreDirectory.isValidModelName(name) else {
             throw HTTPError(.badRequest, message: "invalid model name")
         }
-        guard let bytes = FileManager.default.contents(atPath: store.manifestPath(name)) else {
+        guard let data = FileManager.default.contents(atPath: store.manifestPath(name)) else {
             throw HTTPError(.notFound, message: "no model '\(name)' in this store")
         }
-        return Self.json(Array(bytes))
+        let bytes = Array(data)
+        let tag = bytes.withUnsafeBytes { ManifestTag.of($0) }
+        if let ifNoneMatch, ManifestTag.matches(ifNoneMatch, tag) {
+            return Response(status: .notModified, headers: [.eTag: tag])
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json", .eTag: tag],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     static func json(_ bytes: [UInt8]) -> Response {

@@ -62,11 +62,25 @@ public final class HTTPClient {
         public let failure: String?
     }
 
-    /// GET `url` (optionally a byte range), returning status and body.
-    public func get(_ url: String, range: ClosedRange<Int>? = nil) throws -> Response {
+    /// GET `url` (optionally a byte range) with `headers` added to the request, returning
+    /// status, body and the response headers named in `wanted`.
+    public func get(_ url: String, range: ClosedRange<Int>? = nil, headers requestHeaders: [String] = [],
+                    wanted: [String] = []) throws -> Response {
         let sink = Sink()
-        let status = try perform(url, range: range, sink: sink)
-        return Response(status: status, body: sink.bytes)
+        let status = try perform(url, range: range, sink: sink, extraHeaders: requestHeaders)
+        return Response(status: status, body: sink.bytes, headers: responseHeaders(wanted))
+    }
+
+    /// The last response's headers named in `wanted` (lowercased names), where present.
+    private func responseHeaders(_ wanted: [String]) -> [String: String] {
+        var found: [String: String] = [:]
+        for name in wanted {
+            var header: UnsafeMutablePointer<curl_header>?
+            if curl_easy_header(handle, name, 0, UInt32(CURLH_HEADER), -1, &header) == CURLHE_OK, let value = header?.pointee.value {
+                found[name.lowercased()] = String(cString: value)
+            }
+        }
+        return found
     }
 
     /// GET `url` straight into `buffer`; returns the status and the bytes written. A body longer
@@ -156,14 +170,7 @@ public final class HTTPClient {
         let status = try body.withUnsafeBytes { bytes in
             try perform(url, range: nil, sink: sink, postBody: bytes)
         }
-        var response = Response(status: status, body: sink.bytes)
-        for name in wanted {
-            var header: UnsafeMutablePointer<curl_header>?
-            if curl_easy_header(handle, name, 0, UInt32(CURLH_HEADER), -1, &header) == CURLHE_OK, let value = header?.pointee.value {
-                response.headers[name.lowercased()] = String(cString: value)
-            }
-        }
-        return response
+        return Response(status: status, body: sink.bytes, headers: responseHeaders(wanted))
     }
 
     /// DELETE `url` (a Kubernetes object).
@@ -174,11 +181,11 @@ public final class HTTPClient {
     }
 
     private func perform(_ url: String, range: ClosedRange<Int>?, sink: Sink, postBody: UnsafeRawBufferPointer? = nil,
-                         method: String? = nil) throws -> Int {
+                         method: String? = nil, extraHeaders requestHeaders: [String] = []) throws -> Int {
         curl_easy_reset(handle)
         chydra_curl_set_string(handle, CURLOPT_URL, url)
         if let method { chydra_curl_set_string(handle, CURLOPT_CUSTOMREQUEST, method) }
-        var extraHeaders: [String] = []
+        var extraHeaders = requestHeaders
         if let postBody {
             chydra_curl_set_long(handle, CURLOPT_POST, 1)
             chydra_curl_set_long(handle, CURLOPT_POSTFIELDSIZE, postBody.count)

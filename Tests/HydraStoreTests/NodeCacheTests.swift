@@ -7,11 +7,55 @@ import HydraSystem
 @testable import HydraStore
 
 @Suite(.serialized) struct NodeCacheTests {
-    func expectExact(_ received: [Int: [UInt8]], _ indices: [Int], _ served: ServedStore) {
+    func expectExact(_ received: [Int: [UInt8]], _ indices: [Int], _ served: ServedStore, manifest: Manifest? = nil) {
         #expect(Set(received.keys) == Set(indices) && received.count == indices.count)
         for index in indices {
-            let chunk = served.entry.manifest.chunks[index]
+            let chunk = (manifest ?? served.entry.manifest).chunks[index]
             #expect(received[index] == served.chunkBytes(chunk.sha256), "chunk \(index)")
+        }
+    }
+
+    /// A model re-converted on the store under the same name: the next order gets the new
+    /// manifest and its chunks (the cache checks what it knows with the store's ETag), whether
+    /// it knew the old one from an earlier order or learned it with the reserve's mix.
+    @Test(arguments: [false, true]) func aManifestChangedOnTheStoreIsUsedByTheNextOrder(learnedAtStart: Bool) async throws {
+        try await ServedStore.with(model: "llama2-tiny") { served in
+            let node = try CachedNode(remotes: [served.port]) {
+                if learnedAtStart { $0.reserveBytes = 256 << 10; $0.reservePieceBytes = 64 << 10 }
+            }
+            defer { node.stop() }
+            if learnedAtStart {
+                node.cache.fillReserve()
+                #expect(node.cache.condition.withLock { node.cache.manifests["m"]?.bytes } != nil, "learned with the reserve's mix")
+            } else {
+                expectExact(try await node.receiveAll(CacheOrder(model: "m")), Array(served.entry.manifest.chunks.indices), served)
+            }
+            let changed = try ServedStore.convert("llama3-tiny", as: "m", into: served.root).manifest
+            #expect(Set(changed.chunks.map(\.sha256)).isDisjoint(with: served.entry.manifest.chunks.map(\.sha256)))
+            let received = try await node.receiveAll(CacheOrder(model: "m", stage: 1, pp: 2))
+            expectExact(received, try changed.chunkIndices(stage: 1, of: 2, complement: false), served, manifest: changed)
+            #expect(node.cache.status().failedChunks == 0)
+        }
+    }
+
+    /// The store unreachable: an order for a model whose manifest and chunks the cache holds is
+    /// still served (the manifest it knows stays in use). The store back without the model: the
+    /// order fails with the store's answer.
+    @Test func aKnownManifestServesWhileTheStoreIsDownNotOnceTheModelIsGone() async throws {
+        try await ServedStore.with { served in
+            let relay = try TCPRelay(targetPort: served.port)
+            let node = try CachedNode(remotes: [relay.port])
+            defer { node.stop() }
+            let all = Array(served.entry.manifest.chunks.indices)
+            expectExact(try await node.receiveAll(CacheOrder(model: "m")), all, served)
+            relay.kill()
+            expectExact(try await node.receiveAll(CacheOrder(model: "m")), all, served)
+            try relay.start()
+            try FileManager.default.removeItem(atPath: served.entry.store.manifestPath("m"))
+            let failure = try #require(await #expect(throws: NodeCacheClient.Failure.self) {
+                _ = try await node.receiveAll(CacheOrder(model: "m"))
+            })
+            #expect(failure.message.contains("404"), "\(failure.message)")
         }
     }
 

@@ -26,6 +26,29 @@ import HydraSystem
         }
     }
 
+    /// A manifest's ETag is the XXH3 of its bytes; `If-None-Match` naming it (or `*`, or its
+    /// weak form) gets 304 and no body, any other tag the manifest; a re-conversion changes it.
+    @Test func manifestsAnswerConditionalRequests() async throws {
+        try await ServedStore.with { served in
+            let path = "/v1/models/m/manifest"
+            let first = try await TestHTTP.request(port: served.port, path)
+            let tag = try #require(first.headers["etag"])
+            #expect(tag == "\"xxh3-\(first.body.withUnsafeBytes { DigestAlgorithm.xxh3.hex($0) })\"")
+            for header in [tag, "*", "W/\(tag)", "\"other\", \(tag)"] {
+                let again = try await TestHTTP.request(port: served.port, path, headers: ["If-None-Match": header])
+                #expect(again.status == 304 && again.body.isEmpty && again.headers["etag"] == tag, "\(header)")
+            }
+            let other = try await TestHTTP.request(port: served.port, path, headers: ["If-None-Match": "\"xxh3-0000000000000000\""])
+            #expect(other.status == 200 && other.body == first.body)
+
+            try ServedStore.convert("llama3-tiny", as: "m", into: served.root)
+            let changed = try await TestHTTP.request(port: served.port, path, headers: ["If-None-Match": tag])
+            #expect(changed.status == 200 && changed.body != first.body)
+            #expect(changed.headers["etag"] != nil && changed.headers["etag"] != tag)
+            #expect(try Manifest.decode(changed.body, file: "remote").chunks != served.entry.manifest.chunks)
+        }
+    }
+
     @Test func rangesAndBadRanges() async throws {
         try await ServedStore.with { served in
             let chunk = served.entry.manifest.chunks.max { $0.storedBytes < $1.storedBytes }!
