@@ -114,17 +114,17 @@ public struct RemoteStoreServer: Sendable {
         guard let data = FileManager.default.contents(atPath: store.manifestPath(name)) else {
             throw HTTPError(.notFound, message: "no model '\(name)' in this store")
         }
-        let bytes = Array(data)
-        let tag = bytes.withUnsafeBytes { ManifestTag.of($0) }
+        let tag = data.withUnsafeBytes { ManifestTag.of($0) }
         if let ifNoneMatch, ManifestTag.matches(ifNoneMatch, tag) {
             return Response(status: .notModified, headers: [.eTag: tag])
         }
-        return Response(status: .ok, headers: [.contentType: "application/json", .eTag: tag],
-                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        return Self.json(data, etag: tag)
     }
 
-    static func json(_ bytes: [UInt8]) -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    static func json(_ bytes: some Sequence<UInt8>, etag: String? = nil) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let etag { headers[.eTag] = etag }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     func chunk(_ hash: String, request: Request, sendBody: Bool) async throws -> Response {

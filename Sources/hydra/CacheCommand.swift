@@ -39,7 +39,9 @@ struct CacheServeCommand: ParsableCommand {
         memory and handed to attached workers by descriptor passing, each the moment it lands. \
         With --reserve-gib, that much shared memory is faulted in before the socket listens and \
         refilled once no fetch has run for a quarter of a second, so chunks land in memory that is \
-        already there. Unattached chunks are evicted least-recently-used first when --capacity-gib \
+        already there; the store manifests read for its mix are kept. A manifest the cache knows is \
+        checked with the store (ETag, one round trip) before each order, the order's chunks already \
+        queued. Unattached chunks are evicted least-recently-used first when --capacity-gib \
         is reached. A failed transfer resumes where it stopped (with backoff, moving to the next \
         remote); a chunk that cannot be fetched within --fetch-timeout fails its orders with a \
         clear error. Stops on SIGINT or SIGTERM.
