@@ -15,8 +15,10 @@ def load_safetensors(path):
     from safetensors.torch import load_file
     started = time.perf_counter()
     tensors = load_file(path)
-    # load_file maps the file lazily: clone so every byte is read into process memory.
-    total = sum(t.clone().numel() * t.element_size() for t in tensors.values())
+    # load_file maps the file lazily: clone so every byte is read into process memory, and keep
+    # every clone (a clone dropped at once would hand its memory to the next one).
+    kept = [t.clone() for t in tensors.values()]
+    total = sum(t.numel() * t.element_size() for t in kept)
     return total, time.perf_counter() - started
 
 
