@@ -13,6 +13,23 @@ public enum PageCache {
         close(fd)
     }
 
+    /// Reads the whole file through one small buffer, as `cat` does, so that its pages are in
+    /// the page cache and freshly used (warm-read benchmarks). False when it cannot be read.
+    @discardableResult
+    public static func load(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let size = 128 << 10
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let count = read(fd, buffer, size)
+            if count == 0 { return true }
+            if count < 0 && errno != EINTR { return false }
+        }
+    }
+
     /// Whether `path` is on tmpfs, where the page cache is the file and `evict` drops nothing.
     public static func isTmpfs(_ path: String) -> Bool { chydra_is_tmpfs(path) == 1 }
 }

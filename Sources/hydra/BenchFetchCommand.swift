@@ -13,7 +13,8 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         Reads every chunk of the synthetic ~2 GB model and of SmolLM2 (bf16), converted into \
         --work-dir on first use. Cold runs drop the chunk files from the page cache first \
         (posix_fadvise DONTNEED) and read with O_DIRECT; warm runs read through the page cache. The \
-        destination memory is allocated and touched before timing, as a loaded device arena would be. \
+        destination memory is allocated and touched before timing, as a loaded device arena would be; \
+        warm, the files are read once more after that, just before the timed read. \
         Peers: fio (io_uring, 4 MiB blocks, iodepth 16; O_DIRECT cold, buffered warm) and cat. \
         Contenders alternate run by run; medians over --runs. Remote rows: `hydra store serve` → \
         `hydra fetch` and a cold `hydra cache serve` + attached worker, next to curl from nginx \
@@ -29,6 +30,8 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
     @Flag(help: "(internal) with --measure-entry: cold (O_DIRECT after eviction) rather than warm.") var cold = false
     @Flag(help: "(internal) with --measure-entry: time the arena's allocation and first touch too (as the Python peers' figures include).")
     var includeAllocation = false
+    @Flag(help: "(internal) with --measure-entry, warm: skip the files' second warm-up after the arena's fault-in.")
+    var noRewarm = false
 
     func measureOnce(_ location: String) throws {
         let entry = try openMeasuredEntry(location)
@@ -41,7 +44,15 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         if cold { fetcher.evictFromPageCache(indices) }
         let allocationStarted = DispatchTime.now()
         let arena = AlignedBuffer(count: total)
-        if !includeAllocation { memset(arena.baseAddress, 0, total) }  // a loaded arena's pages are already resident
+        if !includeAllocation {
+            memset(arena.baseAddress, 0, total)  // a loaded arena's pages are already resident
+            if !cold && !noRewarm {
+                // Warm again, just before the read, as the parent's `cat` is just before fio's
+                // and cat's runs: faulting a fresh arena in can take seconds on this VM, and its
+                // proactive reclaim (DAMON) drops megabytes of the files meanwhile.
+                for index in indices { PageCache.load(entry.store.chunkPath(entry.manifest.chunks[index].sha256)) }
+            }
+        }
         var destinations: [UnsafeMutableRawPointer] = []
         var offset = 0
         for index in indices {
@@ -95,6 +106,9 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                     ("hydra (io_uring)", [ChildProcess.selfPath, "bench", "fetch", "--measure-entry", store + ":" + name] + (mode == "cold" ? ["--cold"] : [])),
                     ("cat", ["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files),
                 ]
+                if mode == "warm" {
+                    contenders.append((Self.withoutRewarmRow, [ChildProcess.selfPath, "bench", "fetch", "--measure-entry", store + ":" + name, "--no-rewarm"]))
+                }
                 if havePeers && name == "synthetic-2gb" {
                     let script = benchScript("load_peer.py")
                     contenders.append(("hydra (io_uring), arena allocated in the timing",
@@ -171,7 +185,7 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         }
         lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, XXH3 check, sealing, descriptor passing); 'with a reserve' started with `--reserve-gib` as large as the store's chunks in their piece classes (4–32 MiB), faulted in before the cache listens (as a node's cache would be, long before an order) in the mix of chunk sizes its store's manifests show, the other with none (every chunk lands in fresh memory). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, each chunk checked against the XXH3 its manifest carries, or its SHA-256 in the 'SHA-256' row, or not at all in 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
         lines.append("\nPython peers (synthetic model only: they read its safetensors source, the same 2 GB of bf16): every tensor materialised in process memory (safetensors' lazy mmap is cloned; runai's reused buffers are cloned), timed inside the interpreter after imports; runai-model-streamer with its default (direct) reads at concurrency 1, 4 and 16.")
-        lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena. memcpy (the warm goal's yardstick) is one thread copying as many bytes between two resident buffers, in the benchmark's process between the warm runs.")
+        lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena). Warm, every contender's run follows a `cat` of the files, and ours reads them once more after faulting its arena in, which can take seconds of fresh memory on a VM, while proactive reclaim drops pages of the files (the row 'not read again' skips that); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena. memcpy (the warm goal's yardstick) is one thread copying as many bytes between two resident buffers, in the benchmark's process between the warm runs.")
         print(lines.joined(separator: "\n"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -272,6 +286,7 @@ extension BenchFetchCommand {
     }
 
     static let cacheWithReserve = "hydra cache (cold node cache with a reserve, attached worker)"
+    static let withoutRewarmRow = "hydra (io_uring), files not read again after the arena's fault-in"
     static let memcpyRow = "memcpy (one thread, resident buffers)"
 
     /// A fresh node cache process (cold), one worker attaching to the whole model; the figure is

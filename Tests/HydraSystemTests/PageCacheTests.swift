@@ -32,6 +32,19 @@ import Testing
         #expect(!file.sampledResidency(offset: 0, length: size, stride: 64))
     }
 
+    @Test func loadBringsTheWholeFileBackIntoTheCache() throws {
+        let size = (4 << 20) + 1234  // not a whole number of pages, nor of load's buffers
+        let path = try FileBatchReaderTests.makeFile(size: size)
+        defer { unlink(path) }
+        let file = SharedFile(try FileDescriptor.open(path))
+        _ = posix_fadvise(file.fd, 0, 0, POSIX_FADV_RANDOM)  // no readahead: only what is read gets cached
+        PageCache.evict(path)
+        if !PageCache.isTmpfs(path) { #expect(!file.isInPageCache(offset: 0, length: size)) }
+        #expect(PageCache.load(path))
+        #expect(file.isInPageCache(offset: 0, length: size))
+        #expect(!PageCache.load(path + ".missing"))
+    }
+
     /// A warm file with a few pages dropped (as reclaim does) is not wholly cached, but mostly:
     /// up to one page in 64 may be missing.
     @Test func aFewDroppedPagesLeaveAFileMostlyCached() throws {
