@@ -104,7 +104,7 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
             for mode in ["cold", "warm"] {
                 var contenders: [(String, [String])] = [
                     ("hydra (io_uring)", [ChildProcess.selfPath, "bench", "fetch", "--measure-entry", store + ":" + name] + (mode == "cold" ? ["--cold"] : [])),
-                    ("cat", ["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files),
+                    ("cat", Self.cat(files)),
                 ]
                 if mode == "warm" {
                     contenders.append((Self.withoutRewarmRow, [ChildProcess.selfPath, "bench", "fetch", "--measure-entry", store + ":" + name, "--no-rewarm"]))
@@ -131,7 +131,7 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                             fetcher.evictFromPageCache(all)
                             peerFiles.forEach(PageCache.evict)
                         } else {
-                            _ = try ChildProcess.run(["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files + peerFiles)
+                            _ = try ChildProcess.run(Self.cat(files + peerFiles))
                         }
                         warmMemory(bytes: 1 << 30)
                         let started = DispatchTime.now()
@@ -236,7 +236,7 @@ extension BenchFetchCommand {
             let entry = try StoreEntry(store: StoreDirectory(root: store), name: name)
             let hashes = Array(Set(entry.manifest.chunks.map(\.sha256))).sorted()
             let bytes = hashes.reduce(0) { total, hash in total + entry.manifest.chunks.first { $0.sha256 == hash }!.storedBytes }
-            _ = try ChildProcess.run(["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + hashes.map(entry.store.chunkPath))
+            _ = try ChildProcess.run(Self.cat(hashes.map(entry.store.chunkPath)))
             func curl(_ urls: [String], _ connections: Int) -> [String] {
                 ["curl", "-sf", "--no-progress-meter", "--parallel", "--parallel-max", String(connections)] + urls.flatMap { [$0, "-o", "/dev/null"] }
             }
@@ -284,6 +284,9 @@ extension BenchFetchCommand {
         }
         return rows
     }
+
+    /// `cat FILES > /dev/null`: the `cat` contender, and how every warm run's files are warmed.
+    static func cat(_ files: [String]) -> [String] { ["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files }
 
     static let cacheWithReserve = "hydra cache (cold node cache with a reserve, attached worker)"
     static let withoutRewarmRow = "hydra (io_uring), files not read again after the arena's fault-in"
