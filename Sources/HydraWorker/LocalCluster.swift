@@ -112,8 +112,8 @@ public final class LocalCluster: @unchecked Sendable {
                        microBatches: Int = 1, extraArguments: [String] = []) throws -> Pipeline {
         let placement = nodes ?? (0..<pp).map { $0 % configuration.nodes }
         precondition(placement.count == pp && placement.allSatisfy { (0..<configuration.nodes).contains($0) })
-        let httpPorts = try (0..<pp).map { _ in try Self.freePort() }
-        let pipelinePorts = try (0..<pp).map { _ in try Self.freePort() }
+        let ports = try Self.freePorts(2 * pp)
+        let httpPorts = Array(ports[..<pp]), pipelinePorts = Array(ports[pp...])
         var workers: [SpawnedProcess] = []
         // Last stage first, so each one's next stage is already on its way up.
         for stage in (0..<pp).reversed() {
@@ -152,9 +152,14 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     /// A port nobody listens on right now (the kernel's choice).
-    public static func freePort() throws -> Int {
-        let listener = try TCPListener(host: "127.0.0.1", port: 0)
-        return listener.port
+    public static func freePort() throws -> Int { try freePorts(1)[0] }
+
+    /// `count` different ports nobody listens on right now. Every one stays bound until all are
+    /// chosen: a port given back at once may be the kernel's choice again, and a pipeline link that
+    /// reached another stage's HTTP server failed a suite run once ("bad magic" HTTP).
+    public static func freePorts(_ count: Int) throws -> [Int] {
+        let listeners = try (0..<count).map { _ in try TCPListener(host: "127.0.0.1", port: 0) }
+        return listeners.map(\.port)
     }
 
     /// Waits until `url` answers 200 (bounded), or the process died.
