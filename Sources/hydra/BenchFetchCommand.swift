@@ -123,34 +123,31 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
                                                "--direct=\(mode == "cold" ? 1 : 0)", "--invalidate=0", "--output-format=json",
                                                "--file_service_type=sequential", "--opendir=" + fioFolder]))
                 }
-                var times: [String: [Double]] = [:]
-                for run in 1...runs {
-                    for (contender, argv) in run % 2 == 1 ? contenders : contenders.reversed() {
-                        let peerFiles = havePeers && name == "synthetic-2gb" ? [peerFile] : []
-                        if mode == "cold" {
-                            fetcher.evictFromPageCache(all)
-                            peerFiles.forEach(PageCache.evict)
-                        } else {
-                            _ = try ChildProcess.run(Self.cat(files + peerFiles))
-                        }
-                        warmMemory(bytes: 1 << 30)
-                        let started = DispatchTime.now()
-                        let (result, output) = try ChildProcess.runCapturing(argv)
-                        var seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-                        guard result.status == 0 else { throw BenchError("\(contender) failed with status \(result.status)") }
-                        if contender.hasPrefix("hydra") || contender.contains("Python") || contender.hasPrefix("runai"),
-                           let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], let measured = json["seconds"] as? Double {
-                            seconds = measured  // the load itself, without process (or interpreter) start and allocation
-                        } else if contender == "fio", let start = output.firstIndex(of: "{"),
-                                  let json = try? JSONSerialization.jsonObject(with: Data(output[start...].utf8)) as? [String: Any],
-                                  let job = (json["jobs"] as? [[String: Any]])?.first, let read = job["read"] as? [String: Any],
-                                  let runtime = read["runtime"] as? Double, runtime > 0, let readBytes = read["io_bytes"] as? Double, readBytes > 0 {
-                            // fio's own read time (ms), scaled to every byte: with 4 MiB blocks it
-                            // skips each file's last partial block (SmolLM2: 180 of 269 MB read).
-                            seconds = runtime / 1000 * Double(bytes) / readBytes
-                        }
-                        times[contender, default: []].append(seconds)
+                var times = try alternate(contenders, what: "\(label), \(mode)") { contender, argv in
+                    let peerFiles = havePeers && name == "synthetic-2gb" ? [peerFile] : []
+                    if mode == "cold" {
+                        fetcher.evictFromPageCache(all)
+                        peerFiles.forEach(PageCache.evict)
+                    } else {
+                        _ = try ChildProcess.run(Self.cat(files + peerFiles))
                     }
+                    warmMemory(bytes: 1 << 30)
+                    let started = DispatchTime.now()
+                    let (result, output) = try ChildProcess.runCapturing(argv)
+                    var seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+                    guard result.status == 0 else { throw BenchError("\(contender) failed with status \(result.status)") }
+                    if contender.hasPrefix("hydra") || contender.contains("Python") || contender.hasPrefix("runai"),
+                       let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], let measured = json["seconds"] as? Double {
+                        seconds = measured  // the load itself, without process (or interpreter) start and allocation
+                    } else if contender == "fio", let start = output.firstIndex(of: "{"),
+                              let json = try? JSONSerialization.jsonObject(with: Data(output[start...].utf8)) as? [String: Any],
+                              let job = (json["jobs"] as? [[String: Any]])?.first, let read = job["read"] as? [String: Any],
+                              let runtime = read["runtime"] as? Double, runtime > 0, let readBytes = read["io_bytes"] as? Double, readBytes > 0 {
+                        // fio's own read time (ms), scaled to every byte: with 4 MiB blocks it
+                        // skips each file's last partial block (SmolLM2: 180 of 269 MB read).
+                        seconds = runtime / 1000 * Double(bytes) / readBytes
+                    }
+                    return seconds
                 }
                 if mode == "warm" {
                     // The warm goal's yardstick: one thread copying as many bytes between two
@@ -263,19 +260,16 @@ extension BenchFetchCommand {
                 if nginx != nil {
                     contenders.append(("curl ← nginx", curl(hashes.map { "http://127.0.0.1:\(nginxPort)/chunks/\($0.prefix(2))/\($0)" }, connections)))
                 }
-                var times: [String: [Double]] = [:]
-                for run in 1...runs {
-                    for (contender, argv) in run % 2 == 1 ? contenders : contenders.reversed() {
-                        warmMemory(bytes: 1 << 30)
-                        let (result, output) = try ChildProcess.runCapturing(argv)
-                        guard result.status == 0 else { throw BenchError("\(contender) failed with status \(result.status)") }
-                        var seconds = result.seconds
-                        if contender.hasPrefix("hydra"), let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
-                           let measured = json["seconds"] as? Double {
-                            seconds = measured  // the fetch itself: no process start, manifest or arena allocation
-                        }
-                        times[contender, default: []].append(seconds)
+                let times = try alternate(contenders, what: "\(label), remote ×\(connections)") { contender, argv in
+                    warmMemory(bytes: 1 << 30)
+                    let (result, output) = try ChildProcess.runCapturing(argv)
+                    guard result.status == 0 else { throw BenchError("\(contender) failed with status \(result.status)") }
+                    var seconds = result.seconds
+                    if contender.hasPrefix("hydra"), let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
+                       let measured = json["seconds"] as? Double {
+                        seconds = measured  // the fetch itself: no process start, manifest or arena allocation
                     }
+                    return seconds
                 }
                 for (contender, _) in contenders {
                     rows.append(Row(model: label, contender: contender, mode: "remote ×\(connections)", bytes: bytes, seconds: times[contender]!))
@@ -283,6 +277,20 @@ extension BenchFetchCommand {
             }
         }
         return rows
+    }
+
+    /// Each contender's times over `runs` runs, their order reversed every other run so drift
+    /// hits them alike, with a progress line per run (`what`: the rows being measured).
+    func alternate(_ contenders: [(String, [String])], what: String,
+                   measure: (_ contender: String, _ argv: [String]) throws -> Double) throws -> [String: [Double]] {
+        var times: [String: [Double]] = [:]
+        for run in 1...runs {
+            Terminal.note("\(what): run \(run) of \(runs)")
+            for (contender, argv) in run % 2 == 1 ? contenders : contenders.reversed() {
+                times[contender, default: []].append(try measure(contender, argv))
+            }
+        }
+        return times
     }
 
     /// `cat FILES > /dev/null`: the `cat` contender, and how every warm run's files are warmed.
