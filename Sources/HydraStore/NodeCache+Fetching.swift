@@ -59,6 +59,7 @@ extension NodeCache {
 
     /// Fetches `entry`; may take the next chunk as `ahead` (its request already sent).
     func fetch(_ entry: Entry, client: HTTPClient, ahead: inout Entry?) {
+        defer { condition.withLock { wakeReserveIfIdleLocked() } }
         let chunk = entry.chunk
         if entry.memory == nil, let piece = reserve?.take(count: chunk.storedBytes) {
             entry.memory = piece.memory
@@ -166,9 +167,17 @@ extension NodeCache {
             publishLocked(entry)
             lastFetchEndNanoseconds = DispatchTime.now().uptimeNanoseconds
             if reserve != nil, let mapping { retiredMappings.append(mapping) }
-            condition.broadcast()  // the reserve refills once no fetch has run for a while
         }
         if reserve == nil { withExtendedLifetime(mapping) {} }
+    }
+
+    /// Wakes the reserve thread once nothing is queued or fetching (it refills a while after the
+    /// last fetch), whether that fetch published, failed or stepped aside. Before, only a publish
+    /// woke it — each one, to find fetches still running — so after a prefetch whose last
+    /// fetches failed the reserve stayed short until the next order.
+    func wakeReserveIfIdleLocked() {
+        guard reserve != nil, queue.isEmpty, !entries.values.contains(where: { $0.state == .fetching }) else { return }
+        condition.broadcast()
     }
 
     /// Where `entry`'s chunk is fetched from now.

@@ -243,6 +243,30 @@ import HydraSystem
         }
     }
 
+    /// The reserve refills after the last fetch however it ended: here every fetch of a prefetch
+    /// fails (the store gone) and no worker is attached, whose leaving would wake the cache too.
+    @Test func theReserveRefillsAfterFetchesThatFailed() async throws {
+        try await ServedStore.with { served in
+            let relay = try TCPRelay(targetPort: served.port)
+            let chunks = Set(served.entry.manifest.chunks.map(\.sha256)).count
+            let node = try CachedNode(remotes: [relay.port], timeoutSeconds: 1) {
+                $0.reserveBytes = 4 << 20
+                $0.reservePieceBytes = 64 << 10
+                $0.reserveRefillDelaySeconds = 0.1
+            }
+            defer { node.stop() }
+            node.cache.fillReserve()  // learns the model's manifest from the store first
+            let filled = node.cache.status().reservedBytes
+            relay.kill()
+            try node.cache.prefetch(CacheOrder(model: "m"))
+            for _ in 0..<1000 where node.cache.status().failedChunks < chunks { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(node.cache.status().failedChunks == chunks)
+            #expect(node.cache.status().chunksFromReserve > 0, "the failed fetches took reserve pieces")
+            for _ in 0..<500 where node.cache.status().reservedBytes < filled { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(node.cache.status().reservedBytes >= filled)
+        }
+    }
+
     @Test func capacityPressureEvictsOnlyUnattachedChunks() async throws {
         try await ServedStore.with { served in
             let other = try ServedStore.convert("opt-tiny", as: "n", into: served.root)
