@@ -94,6 +94,7 @@ let package = Package(
         .testTarget(name: "HydraWorkerTests", dependencies: ["HydraWorker", "HydraTestSupport"]),
         .testTarget(name: "HydraControlTests", dependencies: ["HydraControl", "HydraFormat"]),
         // Runs the built `hydra` binary; depends on it so `swift test` builds it first.
-        .testTarget(name: "HydraCLITests", dependencies: ["hydra", "HydraWorker", "HydraControl", "HydraTestSupport"]),
+        // Scripts/: Python helpers the tests run by path (#filePath), not resources.
+        .testTarget(name: "HydraCLITests", dependencies: ["hydra", "HydraWorker", "HydraControl", "HydraTestSupport"], exclude: ["Scripts"]),
     ]
 )
