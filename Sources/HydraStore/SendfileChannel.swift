@@ -33,8 +33,29 @@ struct SendfileHTTP1Channel: HTTPChannelHandler {
         })
     }
 
+    /// The connection's requests are handled on its own event loop (`EventLoopExecutor`), not on
+    /// Swift's global executor: by default each request's handler ran on a pool thread, woken
+    /// from the loop, and each response part went back to the loop through its eventfd. Same
+    /// run, curl fetching SmolLM2's 33 chunks over one connection 5 times: 0.92 → 0.84 s of server
+    /// CPU, 1936 → 316 context switches (nginx: 0.83–0.85 s, 250–300). The routes make only short
+    /// system calls on the loop, as nginx does (open, fstat, mincore, a manifest's small read);
+    /// chunk bytes leave by sendfile or are awaited from the io_uring reader's threads.
     func handle(value asyncChannel: Value, logger: Logger) async {
-        await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+        await withTaskExecutorPreference(EventLoopExecutor(asyncChannel.channel.eventLoop)) {
+            await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+        }
+    }
+}
+
+/// Runs the jobs of tasks that prefer it on one event loop, in the order they are enqueued.
+final class EventLoopExecutor: TaskExecutor {
+    let loop: any EventLoop
+
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 
