@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import HydraControl
 import HydraFormat
 
 struct BenchConvertCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import HydraControl
 import HydraFormat
 import HydraStore
 import HydraSystem
@@ -16,7 +17,8 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         destination memory is allocated and touched before timing, as a loaded device arena would be; \
         warm, the files are read once more after that, just before the timed read. \
         Peers: fio (io_uring, 4 MiB blocks, iodepth 16; O_DIRECT cold, buffered warm) and cat. \
-        Contenders alternate run by run; medians over --runs. Remote rows: `hydra store serve` → \
+        Contenders alternate run by run; medians over --runs, and each ratio of medians with its 90% \
+        bootstrap interval (rounds resampled whole). Remote rows: `hydra store serve` → \
         `hydra fetch` and a cold `hydra cache serve` + attached worker, next to curl from nginx \
         (sendfile) and from our server, at 1 and 4 connections, plus the emulated 1 Gbit/s link.
         """
@@ -72,7 +74,23 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         var mode: String
         var bytes: Int
         var seconds: [Double]
+        /// Our row's median GB/s over this one's, with its 90% bootstrap interval (peers only).
+        var hydraVsThis: Ratio?
+        var nodeCacheVsThis: Ratio?
         var gigabytesPerSecond: Double { Double(bytes) / median(seconds) / 1e9 }
+
+        /// How many times faster `ours` ran than this row, by medians.
+        func ratio(of ours: Row) -> Ratio {
+            Ratio(ratio: median(seconds) / median(ours.seconds), interval90: ratioOfMediansInterval(seconds, ours.seconds).map { [$0.lowerBound, $0.upperBound] })
+        }
+    }
+
+    struct Ratio: Codable {
+        var ratio: Double
+        var interval90: [Double]?
+        var cell: String {
+            String(format: "%.2f×", ratio) + (interval90.map { String(format: " (%.2f–%.2f)", $0[0], $0[1]) } ?? "")
+        }
     }
 
     func compare() throws {
@@ -170,19 +188,23 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         rows += try remoteRows(store: store, models: models)
         var lines = ["| model | mode | contender | median GB/s | min–max s | hydra vs this | node cache (reserve) vs this |",
                      "|---|---|---|---|---|---|---|"]
-        for row in rows {
+        for index in rows.indices where !rows[index].contender.hasPrefix("hydra") {
+            let row = rows[index]
             // Peers that pay for filling fresh memory compare with our run that pays for it too.
             let fresh = row.contender.contains("Python") || row.contender.hasPrefix("runai")
             let ours = rows.first { $0.model == row.model && $0.mode == row.mode && $0.contender.hasPrefix("hydra") && (!fresh || $0.contender.contains("allocated")) }!
             let cache = rows.first { $0.model == row.model && $0.mode == row.mode && $0.contender == Self.cacheWithReserve }
-            let peer = !row.contender.hasPrefix("hydra")
-            let ratio = { (hydra: Row?) in hydra.map { peer ? String(format: "%.2f×", $0.gigabytesPerSecond / row.gigabytesPerSecond) : "—" } ?? "—" }
+            rows[index].hydraVsThis = row.ratio(of: ours)
+            rows[index].nodeCacheVsThis = cache.map(row.ratio(of:))
+        }
+        for row in rows {
             lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %@ | %@ |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
-                                row.seconds.min()!, row.seconds.max()!, ratio(ours), ratio(cache)))
+                                row.seconds.min()!, row.seconds.max()!, row.hydraVsThis?.cell ?? "—", row.nodeCacheVsThis?.cell ?? "—"))
         }
         lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, XXH3 check, sealing, descriptor passing); 'with a reserve' started with `--reserve-gib` as large as the store's chunks in their piece classes (4–32 MiB), faulted in before the cache listens (as a node's cache would be, long before an order) in the mix of chunk sizes its store's manifests show, the other with none (every chunk lands in fresh memory). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, each chunk checked against the XXH3 its manifest carries, or its SHA-256 in the 'SHA-256' row, or not at all in 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
         lines.append("\nPython peers (synthetic model only: they read its safetensors source, the same 2 GB of bf16): every tensor materialised in process memory (safetensors' lazy mmap is cloned; runai's reused buffers are cloned), timed inside the interpreter after imports; runai-model-streamer with its default (direct) reads at concurrency 1, 4 and 16.")
         lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena). Warm, every contender's run follows a `cat` of the files, and ours reads them once more after faulting its arena in, which can take seconds of fresh memory on a VM, while proactive reclaim drops pages of the files (the row 'not read again' skips that); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena. memcpy (the warm goal's yardstick) is one thread copying as many bytes between two resident buffers, in the benchmark's process between the warm runs.")
+        lines.append("\nRatios: the median over the median, with a 90% bootstrap interval (2000 resamples of the alternated rounds, each round taken whole, so a slow spell of the machine weighs on both contenders); an interval that spans 1.00× is a tie on this machine.")
         print(lines.joined(separator: "\n"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

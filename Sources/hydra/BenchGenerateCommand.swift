@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HydraEngine
+import HydraControl
 import HydraFormat
 
 struct BenchGenerateCommand: ChildMeasuredBenchmark {

@@ -81,12 +81,6 @@ func warmMemory(bytes: Int = 2 << 30) {
     free(pointer)
 }
 
-func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    guard !sorted.isEmpty else { return .nan }
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
-
 /// Opens the entry a benchmark child measures, given as STORE:NAME.
 func openMeasuredEntry(_ location: String) throws -> StoreEntry {
     let parts = location.split(separator: ":", maxSplits: 1).map(String.init)

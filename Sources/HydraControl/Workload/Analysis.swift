@@ -91,9 +91,3 @@ public enum Analysis {
                     instances: Set(events.map(\.instance)).count, consolidated: Set(events.filter { $0.kind == .consolidated }.map(\.instance)).count)
     }
 }
-
-/// Nearest-rank percentile of a non-empty list.
-public func percentile(_ values: [Double], _ fraction: Double) -> Double {
-    let sorted = values.sorted()
-    return sorted[min(sorted.count - 1, max(0, Int((fraction * Double(sorted.count)).rounded(.up)) - 1))]
-}
