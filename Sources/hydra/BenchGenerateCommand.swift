@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import HydraEngine
 import HydraControl
+import HydraEngine
 import HydraFormat
 
 struct BenchGenerateCommand: ChildMeasuredBenchmark {
