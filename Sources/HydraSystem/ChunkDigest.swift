@@ -18,7 +18,7 @@ public enum DigestAlgorithm: String, Sendable, CaseIterable, CustomStringConvert
     }
 
     /// True for a well-formed digest of this algorithm: lowercase hex of the right length.
-    public func isWellFormed(_ hex: some StringProtocol) -> Bool {
+    @inlinable public func isWellFormed(_ hex: some StringProtocol) -> Bool {
         hex.utf8.count == (self == .sha256 ? 64 : 16)
             && hex.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
     }

@@ -48,6 +48,6 @@ public func hexString(_ bytes: [UInt8]) -> String {
 }
 
 /// True for 64 lowercase hex characters: the only chunk names a store accepts.
-public func isSHA256Hex(_ name: some StringProtocol) -> Bool {
+@inlinable public func isSHA256Hex(_ name: some StringProtocol) -> Bool {
     DigestAlgorithm.sha256.isWellFormed(name)
 }
