@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0", traits: []),
+        // Already in Hummingbird's graph: the tests shut a store server down gracefully with it.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
     ],
     targets: [
         // C libraries, each behind a system-library target (DESIGN.md §8).
@@ -87,7 +89,10 @@ let package = Package(
         // Test helpers shared by the test targets: a served store, a flaky relay, off-pool waits.
         .target(
             name: "HydraTestSupport",
-            dependencies: ["HydraStore", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "HydraStore", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/HydraTestSupport"
         ),
         .testTarget(name: "HydraStoreTests", dependencies: ["HydraStore", "HydraTestSupport"]),

@@ -40,6 +40,9 @@ public struct RemoteStoreServer: Sendable {
     let store: StoreDirectory
     let limiter: ReadLimiter
     let pieces: PieceReader
+    /// What this server has answered and how (shared by every application made from it).
+    public let counters = StoreServerCounters()
+    static let serverName = "hydra-store"
     /// Chunk bodies already in the page cache go out by sendfile.
     var sendsFiles: Bool { configuration.sendfile && configuration.tlsCertificatePath == nil }
 
@@ -59,8 +62,10 @@ public struct RemoteStoreServer: Sendable {
     public func serverBuilder() throws -> HTTPServerBuilder {
         guard let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath else {
             guard configuration.sendfile else { return .http1() }
-            let store = self.store
-            return HTTPServerBuilder { responder in SendfileHTTP1Channel(responder: responder, store: store) }
+            let store = self.store, token = configuration.token, counters = self.counters
+            return HTTPServerBuilder { responder in
+                SendfileHTTP1Channel(responder: responder, store: store, token: token, serverName: Self.serverName, counters: counters)
+            }
         }
         let chain: [NIOSSLCertificate]
         let privateKey: NIOSSLPrivateKey
@@ -92,7 +97,7 @@ public struct RemoteStoreServer: Sendable {
         return Application(
             router: router,
             server: try serverBuilder(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "hydra-store"),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )

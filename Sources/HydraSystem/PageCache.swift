@@ -35,35 +35,52 @@ public enum PageCache {
 }
 
 extension SharedFile {
-    /// How many of the pages holding the `length` bytes at `offset` are in the page cache, by
-    /// one cachestat(2) call; nil where the kernel lacks it (before 6.5) or will not tell: it
-    /// reports residency only to a file's owner or writers.
+    /// How many of the pages holding the `length` bytes at `offset` are in the page cache
+    /// (`PageCache.cachedPages`).
     public func cachedPages(offset: Int, length: Int) -> (cached: Int, pages: Int)? {
-        let (start, span, pages) = Self.pageSpan(offset: offset, length: length)
+        PageCache.cachedPages(fd: fd, offset: offset, length: length)
+    }
+
+    /// Whether every page of the `length` bytes at `offset` is in the page cache
+    /// (`PageCache.residency`). False when it cannot tell.
+    public func isInPageCache(offset: Int, length: Int, stride: Int = 64) -> Bool {
+        residency(offset: offset, length: length, stride: stride) == .whole
+    }
+
+    public func residency(offset: Int, length: Int, stride: Int = 64) -> PageCache.Residency {
+        PageCache.residency(fd: fd, offset: offset, length: length, stride: stride)
+    }
+
+    /// The mincore sample (internal for tests).
+    func sampledResidency(offset: Int, length: Int, stride: Int) -> Bool {
+        PageCache.sampledResidency(fd: fd, offset: offset, length: length, stride: stride)
+    }
+}
+
+extension PageCache {
+    /// How many of the pages holding the `length` bytes at `offset` of open file `fd` are in the
+    /// page cache, by one cachestat(2) call; nil where the kernel lacks it (before 6.5) or will
+    /// not tell: it reports residency only to a file's owner or writers.
+    public static func cachedPages(fd: Int32, offset: Int, length: Int) -> (cached: Int, pages: Int)? {
+        let (start, span, pages) = pageSpan(offset: offset, length: length)
         guard pages > 0 else { return (0, 0) }
         let cached = chydra_cached_pages(fd, UInt64(start), UInt64(span))
         return cached >= 0 ? (min(Int(cached), pages), pages) : nil
     }
 
-    /// Whether every page of the `length` bytes at `offset` is in the page cache: counted by
-    /// cachestat, or else judged by the first and last pages and one page in every `stride`
-    /// between (mincore on a throwaway mapping; the page cache evicts in runs, so a sample
-    /// tells nearly as well). Nothing is read or faulted in. False when it cannot tell.
-    public func isInPageCache(offset: Int, length: Int, stride: Int = 64) -> Bool {
-        residency(offset: offset, length: length, stride: stride) == .whole
-    }
-
     public enum Residency: Sendable { case whole, mostly, cold }
 
-    /// How much of the `length` bytes at `offset` the page cache holds: every page (`whole`), all
-    /// but at most one page in `stride` by cachestat's count (`mostly`), or less (`cold`); where
-    /// cachestat is not available, the mincore sample says `whole` or `cold`. A server sends a
-    /// `mostly` range from the page cache too: the kernel's reclaim (DAMON on this VM) drops a
-    /// few pages of a warm file now and then, and sending the whole range through user space for
-    /// their sake cost 8 reader threads' work per request.
-    public func residency(offset: Int, length: Int, stride: Int = 64) -> Residency {
-        guard let count = cachedPages(offset: offset, length: length) else {
-            return sampledResidency(offset: offset, length: length, stride: stride) ? .whole : .cold
+    /// How much of the `length` bytes at `offset` of open file `fd` the page cache holds: every
+    /// page (`whole`), all but at most one page in `stride` by cachestat's count (`mostly`), or
+    /// less (`cold`); where cachestat is not available, a sample says `whole` or `cold`: the
+    /// first and last pages and one page in every `stride` between (mincore on a throwaway
+    /// mapping; the page cache evicts in runs, so a sample tells nearly as well). Nothing is
+    /// read or faulted in. A server sends a `mostly` range from the page cache too: the kernel's
+    /// reclaim (DAMON on this VM) drops a few pages of a warm file now and then, and sending the
+    /// whole range through user space for their sake cost 8 reader threads' work per request.
+    public static func residency(fd: Int32, offset: Int, length: Int, stride: Int = 64) -> Residency {
+        guard let count = cachedPages(fd: fd, offset: offset, length: length) else {
+            return sampledResidency(fd: fd, offset: offset, length: length, stride: stride) ? .whole : .cold
         }
         if count.cached == count.pages { return .whole }
         return (count.pages - count.cached) * max(stride, 1) <= count.pages ? .mostly : .cold
@@ -77,9 +94,8 @@ extension SharedFile {
         return (start, span, (span + page - 1) / page)
     }
 
-    /// The mincore sample (what kernels without cachestat get; internal for tests).
-    func sampledResidency(offset: Int, length: Int, stride: Int) -> Bool {
-        let (start, span, pages) = Self.pageSpan(offset: offset, length: length)
+    static func sampledResidency(fd: Int32, offset: Int, length: Int, stride: Int) -> Bool {
+        let (start, span, pages) = pageSpan(offset: offset, length: length)
         guard pages > 0 else { return true }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         guard let mapping = mmap(nil, span, PROT_READ, MAP_SHARED, fd, off_t(start)), mapping != MAP_FAILED else { return false }

@@ -96,6 +96,15 @@ import HydraSystem
             let missing = try await TestHTTP.request(port: served.port, "/v1/chunks/\(served.entry.manifest.chunks[0].sha256)")
             #expect(missing.status == 401 && missing.headers["www-authenticate"] == "Bearer")
             #expect(try await TestHTTP.request(port: served.port, "/v1/models", headers: ["Authorization": "Bearer s3cret-token"]).status == 200)
+            // A cached chunk is answered below the router only with the token.
+            let chunk = served.entry.manifest.chunks[0].sha256
+            let bytes = served.chunkBytes(chunk)
+            let before = served.server.counters.warmAnswers
+            let wrong = try await TestHTTP.request(port: served.port, "/v1/chunks/\(chunk)", headers: ["Authorization": "Bearer s3cret-tokeN"])
+            #expect(wrong.status == 401 && wrong.body != bytes)
+            let right = try await TestHTTP.request(port: served.port, "/v1/chunks/\(chunk)", headers: ["Authorization": "Bearer s3cret-token"])
+            #expect(right.status == 200 && right.body == bytes)
+            #expect(served.server.counters.warmAnswers == before + 1)
             #expect(try await TestHTTP.request(port: served.port, "/healthz").status == 200)
         }
     }
@@ -136,6 +145,7 @@ import HydraSystem
             let cached = try await get(largest[0])
             #expect(cached.body == bytes)
             #expect(sendfile ? cached.reads == 0 : cached.reads > 0)
+            #expect(sendfile == (served.server.counters.warmAnswers > 0))  // answered below the router
             let part = try await get(largest[0], 1000..<(bytes.count - 7))
             #expect(part.body == Array(bytes[1000..<(bytes.count - 7)]))
             #expect(sendfile ? part.reads == 0 : part.reads > 0)
@@ -155,6 +165,105 @@ import HydraSystem
             #expect(again.body == [coldBytes[5]])
             #expect(sendfile ? again.reads == 0 : again.reads == 1)
         }
+    }
+
+    /// Chunk GETs whose bytes the page cache holds are answered below the router; on one
+    /// keep-alive connection its answers and the router's leave in the order they were asked.
+    @Test func pipelinedAnswersKeepTheirOrder() async throws {
+        try await ServedStore.with { served in
+            let sizes = Dictionary(served.entry.manifest.chunks.map { ($0.sha256, $0.storedBytes) }, uniquingKeysWith: { a, _ in a })
+            let names = sizes.keys.sorted()
+            try #require(names.count >= 2)
+            let (a, b) = (names[0], names[1])
+            let aBytes = served.chunkBytes(a), bBytes = served.chunkBytes(b)  // reading them caches them
+            let unknown = String(repeating: "ab", count: 32)
+            let before = served.server.counters.warmAnswers
+            let connection = try KeepAliveConnection(port: served.port)
+            // Written at once: two cached chunks, then the router's answers (a manifest, an unknown
+            // chunk, a bad range, a HEAD) with cached chunks between them.
+            try connection.send(TestHTTP.text("GET", "/v1/chunks/\(a)") + TestHTTP.text("GET", "/v1/chunks/\(b)", headers: ["Range": "bytes=10-99"])
+                + TestHTTP.text("GET", "/v1/models/m/manifest") + TestHTTP.text("GET", "/v1/chunks/\(a)", headers: ["Range": "bytes=-5"])
+                + TestHTTP.text("GET", "/v1/chunks/\(unknown)") + TestHTTP.text("GET", "/v1/chunks/\(b)", headers: ["Range": "bytes=\(bBytes.count)-"])
+                + TestHTTP.text("HEAD", "/v1/chunks/\(a)") + TestHTTP.text("GET", "/v1/chunks/\(b)"))
+            let answers = try await offPool {
+                try (0..<8).map { try connection.response(bodyless: $0 == 6) }
+            }
+            #expect(answers[0].status == 200 && answers[0].body == aBytes)
+            #expect(answers[1].status == 206 && answers[1].body == Array(bBytes[10...99]))
+            #expect(answers[1].headers["content-range"] == "bytes 10-99/\(bBytes.count)")
+            #expect(answers[2].status == 200 && (try? Manifest.decode(answers[2].body, file: "remote")) == served.entry.manifest)
+            #expect(answers[3].status == 206 && answers[3].body == Array(aBytes.suffix(5)))
+            #expect(answers[4].status == 404)
+            #expect(answers[5].status == 416 && answers[5].headers["content-range"] == "bytes */\(bBytes.count)")
+            #expect(answers[6].status == 200 && answers[6].headers["content-length"] == String(aBytes.count))
+            #expect(answers[7].status == 200 && answers[7].body == bBytes)
+            for answer in [0, 1, 3, 6, 7].map({ answers[$0] }) {
+                #expect(answer.headers["etag"]?.count == 66 && answer.headers["server"] == "hydra-store" && answer.headers["date"] != nil)
+            }
+            // The two before the manifest were answered here (the rest may have gone up behind it).
+            #expect(served.server.counters.warmAnswers >= before + 2)
+
+            // A cached chunk asked for with `Connection: close`: answered here, then closed.
+            let closing = served.server.counters.warmAnswers
+            try connection.send(TestHTTP.text("GET", "/v1/chunks/\(a)", headers: ["Connection": "close"]))
+            let last = try await offPool { try connection.response() }
+            #expect(last.status == 200 && last.body == aBytes && last.headers["connection"] == "close")
+            #expect(served.server.counters.warmAnswers == closing + 1)
+            #expect(await offPool { connection.isClosedByServer() })
+        }
+    }
+
+    /// A graceful shutdown (what SIGTERM starts) lets answers being sent finish before their
+    /// connections close and the server exits — one answered below the router and one the
+    /// router answered (asked for behind a manifest) — and closes an idle connection at once.
+    /// Each answer is larger than the socket buffers and read slowly.
+    @Test func gracefulShutdownFinishesAnswersInFlight() async throws {
+        let served = try await ServedStore()
+        do { try await shutDownWhileSending(served) } catch {
+            await served.stop()
+            throw error
+        }
+        await served.stop()  // only removes the store: the server has already stopped
+    }
+
+    private func shutDownWhileSending(_ served: ServedStore) async throws {
+        // 24 MiB under a chunk's name (the server checks names, not manifests), cached.
+        let bytes = [UInt8](try #require(FileHandle(forReadingAtPath: "/dev/urandom")).readData(ofLength: 24 << 20))
+        let hash = SHA256Hasher.hex(bytes)
+        let path = served.entry.store.chunkPath(hash)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        PageCache.load(path)
+        let small = served.entry.manifest.chunks[0].sha256
+        _ = served.chunkBytes(small)
+        let counters = served.server.counters
+
+        let warm = try KeepAliveConnection(port: served.port, receiveBuffer: 64 << 10)
+        let start = counters.warmAnswers
+        try warm.send(TestHTTP.text("GET", "/v1/chunks/\(hash)"))
+        let head = try await offPool { try warm.read(1 << 20) }
+        let split = try #require(head.firstRange(of: Array("\r\n\r\n".utf8)))
+        let warmHead = TestHTTP.parseHead(head[..<split.lowerBound])
+        #expect(warmHead.status == 200 && warmHead.fields["content-length"] == String(bytes.count))
+        #expect(counters.warmAnswers == start + 1)
+
+        let routed = try KeepAliveConnection(port: served.port, receiveBuffer: 64 << 10)
+        try routed.send(TestHTTP.text("GET", "/v1/models/m/manifest") + TestHTTP.text("GET", "/v1/chunks/\(hash)"))
+        #expect(try await offPool { try routed.response() }.status == 200)
+        let idle = try KeepAliveConnection(port: served.port)
+        try idle.send(TestHTTP.text("GET", "/v1/chunks/\(small)"))
+        #expect(try await offPool { try idle.response() }.status == 200)
+        #expect(counters.warmAnswers == start + 2)  // the routed chunk went up behind the manifest
+
+        let shutdown = Task { await served.shutDownGracefully() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await offPool { idle.isClosedByServer() })
+        let rest = try await offPool { try warm.read(bytes.count - (head.count - split.upperBound)) }
+        #expect(Array(head[split.upperBound...]) + rest == bytes)
+        let routedAnswer = try await offPool { try routed.response() }
+        #expect(routedAnswer.status == 200 && routedAnswer.body == bytes)
+        #expect(await offPool { warm.isClosedByServer() && routed.isClosedByServer() })
+        await shutdown.value
     }
 
     @Test func tlsBodiesAreAlwaysRead() async throws {

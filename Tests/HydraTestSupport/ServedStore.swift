@@ -4,6 +4,7 @@ import HydraStore
 import HydraSystem
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// Where the test models live (a copy of shared/fixtures inside the repository).
 public enum TestFixtures {
@@ -18,7 +19,10 @@ public final class ServedStore: @unchecked Sendable {
     public let root: String
     public let entry: StoreEntry
     public private(set) var port = 0
+    /// The server, for its counters.
+    public let server: RemoteStoreServer
     private var task: Task<Void, Error>?
+    private let group: ServiceGroup
 
     /// With `tls`, serves HTTPS with the test certificate (`TestFixtures.tlsCertificate`);
     /// `configure` adjusts the rest, `reader` replaces the io_uring reader.
@@ -39,11 +43,21 @@ public final class ServedStore: @unchecked Sendable {
         let ready = LockedBox<Int>(0)
         var quiet = Logger(label: "hydra.store.test")
         quiet.logLevel = .critical  // cancelling the server task at the end logs a harmless close error
-        let app = try RemoteStoreServer(configuration: configuration, reader: reader).application(logger: quiet) { ready.value = $0 }
-        task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        server = RemoteStoreServer(configuration: configuration, reader: reader)
+        let app = try server.application(logger: quiet) { ready.value = $0 }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: quiet))
+        self.group = group
+        task = Task { try await group.run() }
         for _ in 0..<500 where ready.value == 0 { try await Task.sleep(for: .milliseconds(10)) }
         port = ready.value
         guard port != 0 else { throw POSIXError(.ETIMEDOUT) }
+    }
+
+    /// Asks the server to stop as SIGTERM does (in-flight answers finish, then it exits) and
+    /// waits until it has.
+    public func shutDownGracefully() async {
+        await group.triggerGracefulShutdown()
+        _ = await task?.result
     }
 
     public func stop() async {
