@@ -57,16 +57,14 @@ public struct RemoteStoreServer: Sendable {
                              capacity: configuration.maxConcurrentReads)
     }
 
-    /// The Hummingbird application; `onServerRunning` learns the bound port (useful with port 0).
-    /// The HTTP/1.1 server, wrapped in TLS when a certificate and key are configured.
+    /// The HTTP/1.1 server (`SendfileHTTP1Channel`), wrapped in TLS when a certificate and key
+    /// are configured.
     public func serverBuilder() throws -> HTTPServerBuilder {
-        guard let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath else {
-            guard configuration.sendfile else { return .http1() }
-            let store = self.store, token = configuration.token, counters = self.counters
-            return HTTPServerBuilder { responder in
-                SendfileHTTP1Channel(responder: responder, store: store, token: token, serverName: Self.serverName, counters: counters)
-            }
+        let store = self.store, sendsFiles = self.sendsFiles, token = configuration.token, counters = self.counters
+        let http1 = HTTPServerBuilder { responder in
+            SendfileHTTP1Channel(responder: responder, store: store, sendsFiles: sendsFiles, token: token, serverName: Self.serverName, counters: counters)
         }
+        guard let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath else { return http1 }
         let chain: [NIOSSLCertificate]
         let privateKey: NIOSSLPrivateKey
         do { chain = try NIOSSLCertificate.fromPEMFile(certificate) } catch {
@@ -76,9 +74,10 @@ public struct RemoteStoreServer: Sendable {
             throw FormatError(key, "cannot read a PEM private key: \(error)")
         }
         let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
-        return try .tls(.http1(), tlsConfiguration: tls)
+        return try .tls(http1, tlsConfiguration: tls)
     }
 
+    /// The Hummingbird application; `onServerRunning` learns the bound port (useful with port 0).
     public func application(logger: Logger = Logger(label: "hydra.store"),
                             onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = Router()

@@ -10,15 +10,17 @@ import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
 /// Hummingbird's HTTP/1.1 channel with one more handler below the HTTP types codec
-/// (`SendfileHandler`): it answers warm chunk GETs itself, and a route can answer "send these
-/// bytes of this chunk file"; either way the body goes from the page cache to the socket by
-/// sendfile, with no copy through user space — the way nginx serves static files. Plain HTTP
-/// only: TLS encrypts in user space, so a TLS server keeps the read-then-write path.
+/// (`SendfileHandler`). With `sendsFiles` it answers warm chunk GETs itself, and a route can
+/// answer "send these bytes of this chunk file"; either way the body goes from the page cache to
+/// the socket by sendfile, with no copy through user space — the way nginx serves static files.
+/// Plain HTTP only: TLS encrypts in user space, so a TLS server (and one with sendfile off)
+/// keeps the read-then-write path, and the handler only makes closes wait for what is being sent.
 struct SendfileHTTP1Channel: HTTPChannelHandler {
     typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
 
     let responder: HTTPChannelHandler.Responder
     let store: StoreDirectory
+    let sendsFiles: Bool
     let token: String?
     let serverName: String
     let counters: StoreServerCounters
@@ -30,7 +32,7 @@ struct SendfileHTTP1Channel: HTTPChannelHandler {
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
             try channel.pipeline.syncOperations.addHandler(
-                SendfileHandler(store: store, token: token, serverName: serverName, counters: counters, logger: logger))
+                SendfileHandler(store: store, answersWarm: sendsFiles, token: token, serverName: serverName, counters: counters, logger: logger))
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))

@@ -40,6 +40,9 @@ final class SendfileHandler: ChannelDuplexHandler, RemovableChannelHandler {
     static let drainSeconds: Int64 = 30
 
     let store: StoreDirectory
+    /// Whether warm chunk GETs are answered here (false over TLS or with sendfile off: then
+    /// this handler only keeps closes from cutting answers short).
+    let answersWarm: Bool
     /// The bearer token every chunk request needs (nil: none).
     let token: [UInt8]?
     let serverName: String
@@ -62,8 +65,9 @@ final class SendfileHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closing = false
     private var date = HTTPDate()
 
-    init(store: StoreDirectory, token: String?, serverName: String, counters: StoreServerCounters, logger: Logger) {
+    init(store: StoreDirectory, answersWarm: Bool, token: String?, serverName: String, counters: StoreServerCounters, logger: Logger) {
         self.store = store
+        self.answersWarm = answersWarm
         self.token = token.map { Array($0.utf8) }
         self.serverName = serverName
         self.counters = counters
@@ -79,7 +83,7 @@ final class SendfileHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if closing { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if passedUp == 0, warmInFlight < Self.maxWarmInFlight, let answer = warmAnswer(head) {
+            if answersWarm, passedUp == 0, warmInFlight < Self.maxWarmInFlight, let answer = warmAnswer(head) {
                 warm = answer
                 return
             }
