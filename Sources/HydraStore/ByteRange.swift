@@ -13,6 +13,17 @@ public struct ByteRange: Equatable, Sendable {
         case unsatisfiable
     }
 
+    /// What a GET with this Range header sends of a representation of `length` bytes: `range`,
+    /// a part of it (206, with `contentRange` to send) or the whole (200, `contentRange` nil);
+    /// nil when the range cannot be satisfied (416).
+    public static func selection(_ header: String?, length: Int) -> (range: ByteRange, contentRange: String?)? {
+        switch resolve(header, length: length) {
+        case .whole: return (ByteRange(first: 0, last: length - 1), nil)
+        case .partial(let part): return (part, "bytes \(part.first)-\(part.last)/\(length)")
+        case .unsatisfiable: return nil
+        }
+    }
+
     /// Parses `bytes=a-b`, `bytes=a-` and `bytes=-n`. A header that is not a byte range at all is
     /// ignored, as the RFC allows; several ranges are refused (416): clients of the store ask
     /// for one range per request. Positions are decimal digits only (RFC 9110's 1*DIGIT).

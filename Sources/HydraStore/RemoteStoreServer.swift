@@ -143,20 +143,12 @@ public struct RemoteStoreServer: Sendable {
         let file = SharedFile(descriptor)
         let length = try file.size()
         var headers: HTTPFields = [.acceptRanges: "bytes", .eTag: "\"\(hash)\"", .contentType: "application/octet-stream"]
-        let range: ByteRange
-        let status: HTTPResponse.Status
-        switch ByteRange.resolve(request.headers[.range], length: length) {
-        case .whole:
-            range = ByteRange(first: 0, last: length - 1)
-            status = .ok
-        case .partial(let partial):
-            range = partial
-            status = .partialContent
-            headers[.contentRange] = "bytes \(partial.first)-\(partial.last)/\(length)"
-        case .unsatisfiable:
+        guard let (range, contentRange) = ByteRange.selection(request.headers[.range], length: length) else {
             headers[.contentRange] = "bytes */\(length)"
             return Response(status: .rangeNotSatisfiable, headers: headers)
         }
+        headers[.contentRange] = contentRange
+        let status: HTTPResponse.Status = contentRange == nil ? .ok : .partialContent
         headers[.contentLength] = String(max(range.count, 0))
         guard sendBody, length > 0 else { return Response(status: status, headers: headers) }
         let residency = sendsFiles ? file.residency(offset: range.first, length: range.count) : .cold

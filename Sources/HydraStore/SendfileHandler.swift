@@ -133,20 +133,11 @@ final class SendfileHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.add(name: "Accept-Ranges", value: "bytes")
         headers.add(name: "ETag", value: "\"\(hash)\"")
         headers.add(name: "Content-Type", value: "application/octet-stream")
-        let range: ByteRange
-        let status: HTTPResponseStatus
-        switch ByteRange.resolve(ranges.first, length: length) {
-        case .whole:
-            range = ByteRange(first: 0, last: length - 1)
-            status = .ok
-        case .partial(let partial):
-            range = partial
-            status = .partialContent
-            headers.add(name: "Content-Range", value: "bytes \(partial.first)-\(partial.last)/\(length)")
-        case .unsatisfiable:
+        guard let (range, contentRange) = ByteRange.selection(ranges.first, length: length) else {
             Glibc.close(fd)
             return nil
         }
+        if let contentRange { headers.add(name: "Content-Range", value: contentRange) }
         let residency = PageCache.residency(fd: fd, offset: range.first, length: range.count)
         guard residency != .cold else {
             Glibc.close(fd)
@@ -159,7 +150,7 @@ final class SendfileHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.add(name: "Server", value: serverName)
         let keepAlive = request.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        return WarmAnswer(head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), fd: fd, range: range, close: !keepAlive)
+        return WarmAnswer(head: HTTPResponseHead(version: .http1_1, status: contentRange == nil ? .ok : .partialContent, headers: headers), fd: fd, range: range, close: !keepAlive)
     }
 
     private func authorized(_ headers: HTTPHeaders) -> Bool {
