@@ -5,9 +5,9 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Sits under Hummingbird's HTTP codec on a plain-HTTP store server and sends chunk bytes from
-/// the page cache to the socket by sendfile, as one file region with no copy through user space —
-/// the way nginx serves static files. Two ways in:
+/// Sits under Hummingbird's HTTP codec on every store server. Over plain HTTP with sendfile on
+/// (`answersWarm`), it sends chunk bytes from the page cache to the socket by sendfile, as one
+/// file region with no copy through user space — the way nginx serves static files. Two ways in:
 /// - **Warm chunk GETs are answered here**, as the event loop reads them: a `GET /v1/chunks/HASH`
 ///   (optionally with one Range) whose bytes the page cache holds, authorised when a token is
 ///   set, is answered without the generic pipeline above (HTTP types, the async channel, the
@@ -19,10 +19,11 @@ import NIOHTTP1
 ///   is turned into that head followed by the chunk file's bytes FIRST…LAST; the route's own
 ///   body is empty and its end part follows the region.
 ///
-/// It also keeps a graceful shutdown from cutting answers short: the connection handler above
-/// closes an idle connection at once and a busy one right after writing its last part, and a
-/// close drops whatever the socket has not taken yet (most of a large chunk, sent at the reader's
-/// pace). Here that close waits until every part written is out, `drainSeconds` at most.
+/// On every server, it keeps a graceful shutdown from cutting answers short: the connection
+/// handler above closes an idle connection at once and a busy one right after writing its last
+/// part, and a close drops whatever the socket has not taken yet (most of a large chunk, sent at
+/// the reader's pace). Here that close waits until every part written is out, `drainSeconds` at
+/// most.
 final class SendfileHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
