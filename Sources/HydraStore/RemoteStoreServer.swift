@@ -188,13 +188,19 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let token, request.uri.path != "/healthz" else { return try await next(request, context) }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-              constantTimeEqual(Array(header.utf8.dropFirst(7)), Array(token.utf8)) else {
+        guard token != nil, request.uri.path != "/healthz" else { return try await next(request, context) }
+        guard bearerTokenMatches(request.headers[.authorization], token) else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")
         }
         return try await next(request, context)
     }
+}
+
+/// Whether an `Authorization` header carries `Bearer <token>` (always, when no token is set).
+func bearerTokenMatches(_ header: String?, _ token: String?) -> Bool {
+    guard let token else { return true }
+    guard let header, header.hasPrefix("Bearer ") else { return false }
+    return constantTimeEqual(Array(header.utf8.dropFirst(7)), Array(token.utf8))
 }
 
 /// Compares secrets without leaking where they differ through timing.
