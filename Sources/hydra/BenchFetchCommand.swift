@@ -27,6 +27,8 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
     @Option(help: "Folder for the models' stores (on the disk you want to measure).")
     var workDir: String = NSTemporaryDirectory() + "hydra-bench-fetch"
     @Option(help: "Runs per contender.") var runs: Int = 5
+    @Option(help: "Rounds of the verification pair (XXH3-checked and unchecked `hydra fetch` at four connections, back to back).")
+    var verifyRuns: Int = 31
     @Option(help: "Where to write the JSON figures.") var jsonOut: String = "bench-fetch.json"
     @Option(help: "(internal) measure one read of STORE:NAME and print JSON.") var measureEntry: String?
     @Flag(help: "(internal) with --measure-entry: cold (O_DIRECT after eviction) rather than warm.") var cold = false
@@ -34,6 +36,10 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
     var includeAllocation = false
     @Flag(help: "(internal) with --measure-entry, warm: skip the files' second warm-up after the arena's fault-in.")
     var noRewarm = false
+
+    func validate() throws {
+        guard runs >= 1, verifyRuns >= 1 else { throw ValidationError("--runs and --verify-runs must be positive") }
+    }
 
     func measureOnce(_ location: String) throws {
         let entry = try openMeasuredEntry(location)
@@ -197,14 +203,26 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
             rows[index].hydraVsThis = row.ratio(of: ours)
             rows[index].nodeCacheVsThis = cache.map(row.ratio(of:))
         }
+        // The verification goal: how much of the unchecked fetch's throughput the check costs.
+        var costs: [String] = []
+        for index in rows.indices where rows[index].contender == Self.uncheckedRow {
+            let checked = rows.first { $0.model == rows[index].model && $0.contender == Self.checkedRow }!
+            let ratio = rows[index].ratio(of: checked)
+            rows[index].hydraVsThis = ratio
+            costs.append(String(format: "%@ %.1f%%", rows[index].model, 100 * (1 - ratio.ratio))
+                         + (ratio.interval90.map { String(format: " (%.1f–%.1f%%)", 100 * (1 - $0[1]), 100 * (1 - $0[0])) } ?? ""))
+        }
         for row in rows {
             lines.append(String(format: "| %@ | %@ | %@ | %.2f | %.2f–%.2f | %@ | %@ |", row.model, row.mode, row.contender, row.gigabytesPerSecond,
                                 row.seconds.min()!, row.seconds.max()!, row.hydraVsThis?.cell ?? "—", row.nodeCacheVsThis?.cell ?? "—"))
         }
-        lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, XXH3 check, sealing, descriptor passing); 'with a reserve' started with `--reserve-gib` as large as the store's chunks in their piece classes (4–32 MiB), faulted in before the cache listens (as a node's cache would be, long before an order) in the mix of chunk sizes its store's manifests show, the other with none (every chunk lands in fresh memory). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, each chunk checked against the XXH3 its manifest carries, or its SHA-256 in the 'SHA-256' row, or not at all in 'no verify'); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
+        lines.append("\nRemote rows: loopback, warm page cache on the server side. 'hydra cache' is a fresh `hydra cache serve` process per run and one `hydra cache attach` of the whole model, timed from connect to the last chunk-ready event (manifest, fetch, XXH3 check, sealing, descriptor passing); 'with a reserve' started with `--reserve-gib` as large as the store's chunks in their piece classes (4–32 MiB), faulted in before the cache listens (as a node's cache would be, long before an order) in the mix of chunk sizes its store's manifests show, the other with none (every chunk lands in fresh memory). `hydra fetch` is timed on its fetch (parallel keep-alive GETs into one resident arena, each chunk checked against the XXH3 its manifest carries, or its SHA-256 in the 'SHA-256' row); curl runs are whole processes writing to /dev/null, from nginx (sendfile) and from `hydra store serve`, at the same connection count.")
         lines.append("\nPython peers (synthetic model only: they read its safetensors source, the same 2 GB of bf16): every tensor materialised in process memory (safetensors' lazy mmap is cloned; runai's reused buffers are cloned), timed inside the interpreter after imports; runai-model-streamer with its default (direct) reads at concurrency 1, 4 and 16.")
         lines.append("\nhydra and fio time their reads alone (fio's own runtime; hydra excludes its process start and the allocation of the destination arena). Warm, every contender's run follows a `cat` of the files, and ours reads them once more after faulting its arena in, which can take seconds of fresh memory on a VM, while proactive reclaim drops pages of the files (the row 'not read again' skips that); cat is timed as a whole process and reads into one small, cache-hot buffer, where hydra fills a model-sized arena. memcpy (the warm goal's yardstick) is one thread copying as many bytes between two resident buffers, in the benchmark's process between the warm runs.")
         lines.append("\nRatios: the median over the median, with a 90% bootstrap interval (2000 resamples of the alternated rounds, each round taken whole, so a slow spell of the machine weighs on both contenders; memcpy, measured in one batch after the warm runs, is paired with them by run number); an interval that spans 1.00× is a tie on this machine.")
+        if !costs.isEmpty {
+            lines.append("\nVerification cost at four connections (the goal: at most 10% of the unchecked fetch's throughput): \(costs.joined(separator: ", ")), by the medians of the verification pair's \(verifyRuns) rounds, XXH3-checked and unchecked `hydra fetch` run back to back in alternating order (90% bootstrap interval). Its row 'hydra vs this' is the checked fetch's speed over the unchecked one's.")
+        }
         print(lines.joined(separator: "\n"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -256,25 +274,23 @@ extension BenchFetchCommand {
             let hashes = Array(Set(entry.manifest.chunks.map(\.sha256))).sorted()
             let bytes = hashes.reduce(0) { total, hash in total + entry.manifest.chunks.first { $0.sha256 == hash }!.storedBytes }
             _ = try ChildProcess.run(Self.cat(hashes.map(entry.store.chunkPath)))
+            func fetch(connections: Int, verify: String = "fast", extra: [String] = []) -> [String] {
+                [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name, "--connections", String(connections), "--verify", verify, "--json"] + extra
+            }
             func curl(_ urls: [String], _ connections: Int) -> [String] {
                 ["curl", "-sf", "--no-progress-meter", "--parallel", "--parallel-max", String(connections)] + urls.flatMap { [$0, "-o", "/dev/null"] }
             }
             for connections in [1, 4] {
                 var contenders: [(String, [String])] = [
-                    ("hydra fetch", [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name, "--connections", String(connections), "--json"]),
+                    ("hydra fetch", fetch(connections: connections)),
                     (Self.cacheWithReserve, coldCacheAttach(port: hydraPort, name: name, connections: connections, reserveGiB: reserveGiB)),
                     ("hydra cache (cold node cache, attached worker)", coldCacheAttach(port: hydraPort, name: name, connections: connections)),
                     ("curl ← hydra store serve", curl(hashes.map { "http://127.0.0.1:\(hydraPort)/v1/chunks/\($0)" }, connections)),
                 ]
                 if connections == 4 {
-                    for (label, mode) in [("SHA-256", "sha256"), ("no verify", "none")] {
-                        contenders.append(("hydra fetch, \(label)", [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name,
-                                                                     "--connections", "4", "--verify", mode, "--json"]))
-                    }
+                    contenders.append(("hydra fetch, SHA-256", fetch(connections: 4, verify: "sha256")))
                     if bytes < 512 << 20 {  // the 2 GB model would take 16 s a run at 1 Gbit/s
-                        contenders.append(("hydra fetch, emulated 1 Gbit/s link (0.125 GB/s)",
-                                           [ChildProcess.selfPath, "fetch", "http://127.0.0.1:\(hydraPort)", name,
-                                            "--connections", "4", "--nic-gbps", "1", "--json"]))
+                        contenders.append(("hydra fetch, emulated 1 Gbit/s link (0.125 GB/s)", fetch(connections: 4, extra: ["--nic-gbps", "1"])))
                         contenders.append(("hydra cache, emulated 1 Gbit/s link (0.125 GB/s)",
                                            coldCacheAttach(port: hydraPort, name: name, connections: 4, nicGbps: 1)))
                     }
@@ -282,20 +298,17 @@ extension BenchFetchCommand {
                 if nginx != nil {
                     contenders.append(("curl ← nginx", curl(hashes.map { "http://127.0.0.1:\(nginxPort)/chunks/\($0.prefix(2))/\($0)" }, connections)))
                 }
-                let times = try alternate(contenders, what: "\(label), remote ×\(connections)") { contender, argv in
-                    warmMemory(bytes: 1 << 30)
-                    let (result, output) = try ChildProcess.runCapturing(argv)
-                    guard result.status == 0 else { throw BenchError("\(contender) failed with status \(result.status)") }
-                    var seconds = result.seconds
-                    if contender.hasPrefix("hydra"), let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
-                       let measured = json["seconds"] as? Double {
-                        seconds = measured  // the fetch itself: no process start, manifest or arena allocation
-                    }
-                    return seconds
-                }
+                let times = try alternate(contenders, what: "\(label), remote ×\(connections)", measure: measureRemote)
                 for (contender, _) in contenders {
                     rows.append(Row(model: label, contender: contender, mode: "remote ×\(connections)", bytes: bytes, seconds: times[contender]!))
                 }
+            }
+            // The verification goal's pair on its own: checked and unchecked back to back, more
+            // rounds than the rest (the cost is a few percent of runs that vary by more than that).
+            let pair = [(Self.checkedRow, fetch(connections: 4)), (Self.uncheckedRow, fetch(connections: 4, verify: "none"))]
+            let pairTimes = try alternate(pair, what: "\(label), verification pair", runs: verifyRuns, measure: measureRemote)
+            for (contender, _) in pair {
+                rows.append(Row(model: label, contender: contender, mode: Self.verificationMode, bytes: bytes, seconds: pairTimes[contender]!))
             }
         }
         return rows
@@ -303,9 +316,10 @@ extension BenchFetchCommand {
 
     /// Each contender's times over `runs` runs, their order reversed every other run so drift
     /// hits them alike, with a progress line per run (`what`: the rows being measured).
-    func alternate(_ contenders: [(String, [String])], what: String,
+    func alternate(_ contenders: [(String, [String])], what: String, runs: Int? = nil,
                    measure: (_ contender: String, _ argv: [String]) throws -> Double) throws -> [String: [Double]] {
         var times: [String: [Double]] = [:]
+        let runs = runs ?? self.runs
         for run in 1...runs {
             Terminal.note("\(what): run \(run) of \(runs)")
             for (contender, argv) in run % 2 == 1 ? contenders : contenders.reversed() {
@@ -315,9 +329,25 @@ extension BenchFetchCommand {
         return times
     }
 
+    /// One remote run: a gigabyte of memory touched first (so no run inherits another's freed
+    /// pages), then the child; ours are timed by what they print, peers as whole processes.
+    func measureRemote(_ contender: String, _ argv: [String]) throws -> Double {
+        warmMemory(bytes: 1 << 30)
+        let (result, output) = try ChildProcess.runCapturing(argv)
+        guard result.status == 0 else { throw BenchError("\(contender) failed with status \(result.status)") }
+        if contender.hasPrefix("hydra"), let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
+           let measured = json["seconds"] as? Double {
+            return measured  // the fetch itself: no process start, manifest or arena allocation
+        }
+        return result.seconds
+    }
+
     /// `cat FILES > /dev/null`: the `cat` contender, and how every warm run's files are warmed.
     static func cat(_ files: [String]) -> [String] { ["/bin/sh", "-c", "cat \"$@\" > /dev/null", "cat"] + files }
 
+    static let verificationMode = "remote ×4, verification pair"
+    static let checkedRow = "hydra fetch (XXH3 checked)"
+    static let uncheckedRow = "hydra fetch, no verify"
     static let cacheWithReserve = "hydra cache (cold node cache with a reserve, attached worker)"
     static let withoutRewarmRow = "hydra (io_uring), files not read again after the arena's fault-in"
     static let memcpyRow = "memcpy (one thread, resident buffers)"
