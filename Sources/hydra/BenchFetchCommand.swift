@@ -20,7 +20,9 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         Contenders alternate run by run; medians over --runs, and each ratio of medians with its 90% \
         bootstrap interval (rounds resampled whole). Remote rows: `hydra store serve` → \
         `hydra fetch` and a cold `hydra cache serve` + attached worker, next to curl from nginx \
-        (sendfile) and from our server, at 1 and 4 connections, plus the emulated 1 Gbit/s link.
+        (sendfile) and from our server, at 1 and 4 connections, plus the emulated 1 Gbit/s link; \
+        then the verification pair: `hydra fetch` at 4 connections checked (XXH3) and unchecked, \
+        back to back for --verify-runs rounds, and the checks' cost with its interval.
         """
     )
 
@@ -329,8 +331,9 @@ extension BenchFetchCommand {
         return times
     }
 
-    /// One remote run: a gigabyte of memory touched first (so no run inherits another's freed
-    /// pages), then the child; ours are timed by what they print, peers as whole processes.
+    /// One remote run: a gigabyte of memory touched first (`warmMemory`: every contender starts
+    /// from the same state), then the child; ours are timed by what they print, peers as whole
+    /// processes.
     func measureRemote(_ contender: String, _ argv: [String]) throws -> Double {
         warmMemory(bytes: 1 << 30)
         let (result, output) = try ChildProcess.runCapturing(argv)
