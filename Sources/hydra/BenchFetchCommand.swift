@@ -82,8 +82,10 @@ struct BenchFetchCommand: ChildMeasuredBenchmark {
         var mode: String
         var bytes: Int
         var seconds: [Double]
-        /// Our row's median GB/s over this one's, with its 90% bootstrap interval (peers only).
+        /// Our row's median GB/s over this one's, with its 90% bootstrap interval: on peers' rows,
+        /// and on the verification pair's unchecked row (there: the checked fetch over it).
         var hydraVsThis: Ratio?
+        /// The node cache with a reserve over this row (remote peers' rows only).
         var nodeCacheVsThis: Ratio?
         var gigabytesPerSecond: Double { Double(bytes) / median(seconds) / 1e9 }
 
